@@ -1,4 +1,4 @@
-"""The ``ocsd`` command line: ``ocsd serve`` runs the daemon, the other subcommands administer it."""
+"""The ``ocsd`` command line: ``ocsd serve`` runs the daemon, the others administer it."""
 
 from __future__ import annotations
 

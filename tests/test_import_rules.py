@@ -60,9 +60,7 @@ def _violations() -> list[str]:
                     ):
                         found.append(f"{where}: {package} may not depend on {top}")
                 if top in IO_MODULES and not path.stem.endswith(IO_SUFFIXES):
-                    found.append(
-                        f"{where}: only *_store/*_sink/*_loader/*_server modules touch IO"
-                    )
+                    found.append(f"{where}: only *_store/*_sink/*_loader/*_server modules touch IO")
     return found
 
 
