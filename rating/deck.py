@@ -1,0 +1,227 @@
+"""Rate decks in memory: effective-dated rates found by longest-prefix match.
+
+A deck holds every rate it has had and will have (a version of an import never rewrites
+history; it ends rates and starts new ones). ``Deck.lookup`` returns the rate in force at a
+call's start time for the longest prefix of the number that has one: a prefix whose only rates
+are not yet effective, expired, or outside their time-of-day band falls through to a shorter
+prefix. Times are UTC epoch seconds; bands are matched on the account's local weekday and
+second of the day, computed once per call by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+ALL_WEEKDAYS = 0b111_1111
+"""Bit 0 is Monday, bit 6 Sunday (``datetime.weekday()``)."""
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A weekly time window in local time; ``end_s < start_s`` wraps past midnight."""
+
+    weekdays: int = ALL_WEEKDAYS
+    start_s: int = 0
+    end_s: int = SECONDS_PER_DAY
+
+    def __post_init__(self) -> None:
+        if not 0 < self.weekdays <= ALL_WEEKDAYS:
+            raise ValueError("a band needs at least one weekday")
+        if not (0 <= self.start_s < SECONDS_PER_DAY and 0 < self.end_s <= SECONDS_PER_DAY):
+            raise ValueError("band times must lie within one day")
+        if self.start_s == self.end_s:
+            raise ValueError("a band must not be empty")
+
+    def contains(self, weekday: int, second_of_day: int) -> bool:
+        """Whether a local (weekday, second of day) falls inside the band."""
+        if self.start_s < self.end_s:
+            return bool(self.weekdays >> weekday & 1) and (
+                self.start_s <= second_of_day < self.end_s
+            )
+        # Overnight band: the part after midnight belongs to the previous day's window.
+        if second_of_day >= self.start_s:
+            return bool(self.weekdays >> weekday & 1)
+        if second_of_day < self.end_s:
+            return bool(self.weekdays >> ((weekday - 1) % 7) & 1)
+        return False
+
+    def overlaps(self, other: Band) -> bool:
+        """Whether some local moment of the week lies in both bands."""
+        mine = self.week_spans()
+        return any(a < d and c < b for a, b in mine for c, d in other.week_spans())
+
+    def week_spans(self) -> list[tuple[int, int]]:
+        """Return the band as [start, end) second-of-week spans (Monday 00:00 is 0)."""
+        week = 7 * SECONDS_PER_DAY
+        spans: list[tuple[int, int]] = []
+        for day in range(7):
+            if not self.weekdays >> day & 1:
+                continue
+            base = day * SECONDS_PER_DAY
+            if self.start_s < self.end_s:
+                spans.append((base + self.start_s, base + self.end_s))
+            else:
+                spans.append((base + self.start_s, base + SECONDS_PER_DAY))
+                after = (base + SECONDS_PER_DAY) % week
+                spans.append((after, after + self.end_s))
+        return spans
+
+    def describe(self) -> str:
+        """Return the band in the CSV notation, e.g. ``mon-fri 08:00-18:00``."""
+        days = format_weekdays(self.weekdays)
+        return f"{days} {_hhmm(self.start_s)}-{_hhmm(self.end_s)}"
+
+
+def _hhmm(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
+
+
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def format_weekdays(mask: int) -> str:
+    """Return a weekday mask as ``mon-fri``, ``sat,sun`` or ``all``."""
+    if mask == ALL_WEEKDAYS:
+        return "all"
+    days = [i for i in range(7) if mask >> i & 1]
+    runs: list[str] = []
+    start = prev = days[0]
+    for day in [*days[1:], None]:
+        if day is not None and day == prev + 1:
+            prev = day
+            continue
+        runs.append(
+            WEEKDAY_NAMES[start]
+            if start == prev
+            else f"{WEEKDAY_NAMES[start]}-{WEEKDAY_NAMES[prev]}"
+        )
+        if day is not None:
+            start = prev = day
+    return ",".join(runs)
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """One line of a deck: the price of calls to ``prefix`` during its effective period."""
+
+    prefix: str
+    destination: str
+    rate_micros: int
+    """Price per minute in micro-units of the deck's currency."""
+    connect_fee_micros: int
+    first_block_s: int
+    increment_s: int
+    grace_s: int
+    effective_from: int
+    """UTC epoch seconds, inclusive."""
+    effective_to: int | None
+    """UTC epoch seconds, exclusive; ``None`` while open-ended."""
+    band: Band | None = None
+    version: int = 0
+    """The deck version (import) that brought this rate."""
+
+    def in_force(self, at: int) -> bool:
+        """Whether the rate is effective at UTC epoch second ``at``."""
+        return self.effective_from <= at and (self.effective_to is None or at < self.effective_to)
+
+    def same_price(self, other: Rate) -> bool:
+        """Whether two rates charge the same for every call."""
+        return (
+            self.rate_micros == other.rate_micros
+            and self.connect_fee_micros == other.connect_fee_micros
+            and self.first_block_s == other.first_block_s
+            and self.increment_s == other.increment_s
+            and self.grace_s == other.grace_s
+        )
+
+
+class Deck:
+    """An immutable rate deck indexed for longest-prefix match."""
+
+    __slots__ = ("_index", "_lengths", "_size", "currency", "deck_id", "name", "version")
+
+    def __init__(
+        self,
+        deck_id: str,
+        currency: str,
+        rates: Iterable[Rate],
+        *,
+        name: str = "",
+        version: int = 0,
+    ) -> None:
+        self.deck_id = deck_id
+        self.currency = currency
+        self.name = name or deck_id
+        self.version = version
+        index: dict[str, Rate | tuple[Rate, ...]] = {}
+        size = 0
+        for rate in rates:
+            size += 1
+            existing = index.get(rate.prefix)
+            if existing is None:
+                index[rate.prefix] = rate
+            elif isinstance(existing, Rate):
+                index[rate.prefix] = (existing, rate)
+            else:
+                index[rate.prefix] = (*existing, rate)
+        # Several rates per prefix: newest first, so the lookup stops at the current one.
+        for prefix, entry in index.items():
+            if isinstance(entry, tuple):
+                index[prefix] = tuple(sorted(entry, key=lambda r: -r.effective_from))
+        self._index = index
+        self._lengths = tuple(sorted({len(p) for p in index}, reverse=True))
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[Rate]:
+        for entry in self._index.values():
+            if isinstance(entry, Rate):
+                yield entry
+            else:
+                yield from entry
+
+    def prefixes(self) -> int:
+        """Return the number of distinct prefixes."""
+        return len(self._index)
+
+    def lookup(self, number: str, at: int, weekday: int = 0, second_of_day: int = 0) -> Rate | None:
+        """Return the rate for ``number`` at UTC second ``at`` (longest prefix first)."""
+        index = self._index
+        size = len(number)
+        for length in self._lengths:
+            if length > size:
+                continue
+            entry = index.get(number[:length])
+            if entry is None:
+                continue
+            if entry.__class__ is Rate:
+                rate: Rate = entry
+                if (
+                    rate.effective_from <= at
+                    and (rate.effective_to is None or at < rate.effective_to)
+                    and (rate.band is None or rate.band.contains(weekday, second_of_day))
+                ):
+                    return rate
+                continue
+            for rate in entry:  # type: ignore[union-attr]
+                if (
+                    rate.effective_from <= at
+                    and (rate.effective_to is None or at < rate.effective_to)
+                    and (rate.band is None or rate.band.contains(weekday, second_of_day))
+                ):
+                    return rate
+        return None
+
+    def in_force(self, at: int) -> dict[str, list[Rate]]:
+        """Return the rates effective at ``at``, by prefix (every band)."""
+        out: dict[str, list[Rate]] = {}
+        for rate in self:
+            if rate.in_force(at):
+                out.setdefault(rate.prefix, []).append(rate)
+        return out
