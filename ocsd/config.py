@@ -1,0 +1,147 @@
+"""The daemon's configuration: one YAML file composed from the settings of each component.
+
+Where the file is looked for: ``--config FILE``, else ``$OCSD_CONFIG``, else
+``/etc/ocsd/ocsd.yaml`` if it exists, else the built-in defaults (the embedded default: SQLite
+files under the data directory, no Redis or PostgreSQL needed).
+
+The data directory: ``data_dir`` in the file, else ``$OCSD_DATA_DIR``, else systemd's
+``$STATE_DIRECTORY``, else ``$XDG_DATA_HOME/ocsd`` (``~/.local/share/ocsd``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ocsd.typed_yaml import ConfigError, load_typed, load_typed_file
+from rating.dialplan import DialPlanSettings
+
+DEFAULT_CONFIG_PATH = Path("/etc/ocsd/ocsd.yaml")
+
+
+def default_data_dir() -> Path:
+    """The data directory when the configuration does not name one."""
+    for variable in ("OCSD_DATA_DIR", "STATE_DIRECTORY"):
+        value = os.environ.get(variable)
+        if value:
+            return Path(value.split(":")[0])
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "ocsd"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Where state lives."""
+
+    records_url: str = ""
+    """Master data, CDRs and ledger: ``postgresql://...`` or ``sqlite:///path``; empty means
+    ``<data_dir>/ocsd.sqlite3``."""
+    hot_url: str = "embedded"
+    """Balances, sessions and counters: ``redis://host:port/db`` or ``embedded`` (SQLite file
+    ``<data_dir>/hot.sqlite3``)."""
+    redis_key_prefix: str = "ocsd"
+    redis_shards: int = 256
+    redis_timeout_ms: int = 500
+    redis_pool_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.records_url and not self.records_url.startswith(
+            ("sqlite:", "postgresql://", "postgres://")
+        ):
+            raise ValueError("records_url must start with sqlite:, postgresql:// or postgres://")
+        if self.hot_url != "embedded" and not self.hot_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("hot_url must be 'embedded' or a redis:// URL")
+        if not 1 <= self.redis_shards <= 16384:
+            raise ValueError("redis_shards must be between 1 and 16384")
+        if self.redis_timeout_ms <= 0 or self.redis_pool_size <= 0:
+            raise ValueError("redis_timeout_ms and redis_pool_size must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class RatingSettings:
+    """How numbers are normalised before identification and rating."""
+
+    dial_plan: DialPlanSettings = field(default_factory=DialPlanSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """Logging: JSON lines for production, readable text on a terminal."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    """``auto``: console on a terminal, JSON otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything ``ocsd`` reads from its configuration file."""
+
+    node_id: str = ""
+    """Names this node in CDRs, logs and Diameter Origin-State; defaults to the host name."""
+    data_dir: str = ""
+    stores: StoreSettings = field(default_factory=StoreSettings)
+    rating: RatingSettings = field(default_factory=RatingSettings)
+    logging: LogSettings = field(default_factory=LogSettings)
+
+    @property
+    def node(self) -> str:
+        """The node id, or the host name."""
+        return self.node_id or socket.gethostname()
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory in use."""
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+    @property
+    def records_url(self) -> str:
+        """The records database URL in use."""
+        return self.stores.records_url or f"sqlite:///{self.data_path / 'ocsd.sqlite3'}"
+
+    @property
+    def embedded_hot_path(self) -> Path:
+        """The SQLite file of the embedded hot store."""
+        return self.data_path / "hot.sqlite3"
+
+
+def check(config: Config) -> list[str]:
+    """Cross-section checks; returns messages naming the keys (empty when all is well)."""
+    problems: list[str] = []
+    return problems
+
+
+def find_config_path(explicit: str | None) -> Path | None:
+    """The configuration file to read, or None for the built-in defaults."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("OCSD_CONFIG")
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_config(explicit: str | None = None) -> tuple[Config, Path | None]:
+    """Load, validate and cross-check the configuration; raise ``ConfigError``."""
+    path = find_config_path(explicit)
+    config = Config() if path is None else load_typed_file(Config, path)
+    problems = check(config)
+    if problems:
+        where = str(path) if path else "<defaults>"
+        raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
+    return config, path
+
+
+def parse_config(text: str, filename: str = "<config>") -> Config:
+    """Parse configuration text (tests, check-config)."""
+    config = load_typed(Config, text, filename)
+    problems = check(config)
+    if problems:
+        raise ConfigError("\n".join(f"{filename}: {p}" for p in problems))
+    return config

@@ -1,0 +1,229 @@
+"""The records database schema, one list of migrations for SQLite and PostgreSQL.
+
+``ocsd db upgrade`` applies the migrations not yet recorded in ``schema_migrations``, each in
+its own transaction. Migrations are append-only: a released one is never edited. Type tokens
+(``{ts}``, ``{serial_pk}``, ``{bigint}``, ``{json}``, ``{bytes}``) are substituted per dialect;
+a migration may also be a pair of dialect-specific texts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ocsd.sql_store import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step."""
+
+    version: int
+    name: str
+    sql: str
+    postgresql_sql: str | None = None
+    """Replaces ``sql`` on PostgreSQL (partitioning and other things SQLite lacks)."""
+
+
+MASTER_DATA = """
+CREATE TABLE currencies (
+    code TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    minor_units INTEGER NOT NULL DEFAULT 2,
+    numeric_code INTEGER
+);
+CREATE TABLE exchange_rates (
+    base TEXT NOT NULL REFERENCES currencies(code),
+    quote TEXT NOT NULL REFERENCES currencies(code),
+    rate TEXT NOT NULL,
+    effective_from {ts} NOT NULL,
+    created_at {ts} NOT NULL,
+    PRIMARY KEY (base, quote, effective_from)
+);
+CREATE TABLE rate_decks (
+    deck_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    currency TEXT NOT NULL REFERENCES currencies(code),
+    created_at {ts} NOT NULL
+);
+CREATE TABLE deck_versions (
+    version_id {serial_pk},
+    deck_id TEXT NOT NULL REFERENCES rate_decks(deck_id),
+    imported_at {ts} NOT NULL,
+    imported_by TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    effective_from {ts} NOT NULL,
+    row_count INTEGER NOT NULL,
+    summary TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE rates (
+    rate_id {serial_pk},
+    deck_id TEXT NOT NULL REFERENCES rate_decks(deck_id),
+    version_id {bigint} NOT NULL REFERENCES deck_versions(version_id),
+    prefix TEXT NOT NULL,
+    destination TEXT NOT NULL DEFAULT '',
+    rate_micros {bigint} NOT NULL CHECK (rate_micros >= 0),
+    connect_fee_micros {bigint} NOT NULL CHECK (connect_fee_micros >= 0),
+    first_block_s INTEGER NOT NULL CHECK (first_block_s >= 0),
+    increment_s INTEGER NOT NULL CHECK (increment_s >= 1),
+    grace_s INTEGER NOT NULL CHECK (grace_s >= 0),
+    effective_from {bigint} NOT NULL,
+    effective_to {bigint},
+    weekdays INTEGER,
+    time_from_s INTEGER,
+    time_to_s INTEGER
+);
+CREATE INDEX rates_deck_prefix ON rates (deck_id, prefix);
+CREATE INDEX rates_deck_open ON rates (deck_id, effective_to);
+CREATE TABLE tariff_plans (
+    plan_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    deck_id TEXT REFERENCES rate_decks(deck_id),
+    markup_percent TEXT,
+    markup_fixed_micros {bigint},
+    rounding_scope TEXT NOT NULL,
+    rounding_mode TEXT NOT NULL,
+    created_at {ts} NOT NULL,
+    updated_at {ts} NOT NULL,
+    CHECK ((deck_id IS NULL) <> (markup_percent IS NULL))
+);
+CREATE TABLE bundles (
+    plan_id TEXT NOT NULL REFERENCES tariff_plans(plan_id),
+    bundle_id TEXT NOT NULL,
+    seconds INTEGER NOT NULL CHECK (seconds > 0),
+    prefixes TEXT NOT NULL,
+    period TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (plan_id, bundle_id)
+);
+CREATE TABLE tenants (
+    tenant_id TEXT PRIMARY KEY,
+    parent_id TEXT REFERENCES tenants(tenant_id),
+    name TEXT NOT NULL DEFAULT '',
+    currency TEXT NOT NULL REFERENCES currencies(code),
+    plan_id TEXT REFERENCES tariff_plans(plan_id),
+    status TEXT NOT NULL,
+    created_at {ts} NOT NULL,
+    updated_at {ts} NOT NULL
+);
+CREATE TABLE accounts (
+    account_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(tenant_id),
+    name TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL,
+    currency TEXT NOT NULL REFERENCES currencies(code),
+    credit_limit_micros {bigint} NOT NULL DEFAULT 0,
+    daily_cap_micros {bigint},
+    monthly_cap_micros {bigint},
+    max_sessions INTEGER,
+    timezone TEXT NOT NULL,
+    plan_id TEXT NOT NULL REFERENCES tariff_plans(plan_id),
+    status TEXT NOT NULL,
+    created_at {ts} NOT NULL,
+    updated_at {ts} NOT NULL
+);
+CREATE INDEX accounts_tenant ON accounts (tenant_id);
+CREATE TABLE identities (
+    identity_id {serial_pk},
+    account_id TEXT NOT NULL REFERENCES accounts(account_id),
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    tech_prefix TEXT NOT NULL DEFAULT '',
+    created_at {ts} NOT NULL,
+    UNIQUE (kind, value, tech_prefix)
+);
+CREATE INDEX identities_account ON identities (account_id);
+CREATE TABLE audit_log (
+    audit_id {serial_pk},
+    at {ts} NOT NULL,
+    actor TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    before_value TEXT,
+    after_value TEXT,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_entity ON audit_log (entity, entity_id, audit_id);
+CREATE TABLE ledger (
+    entry_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    at {ts} NOT NULL,
+    kind TEXT NOT NULL,
+    amount_micros {bigint} NOT NULL,
+    currency TEXT NOT NULL,
+    balance_after_micros {bigint} NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    source_id TEXT NOT NULL DEFAULT '',
+    idempotency_key TEXT NOT NULL,
+    actor TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX ledger_account ON ledger (account_id, at);
+INSERT INTO currencies (code, name, minor_units, numeric_code) VALUES
+    ('USD', 'US Dollar', 2, 840), ('EUR', 'Euro', 2, 978), ('GBP', 'Pound Sterling', 2, 826),
+    ('CHF', 'Swiss Franc', 2, 756), ('JPY', 'Yen', 0, 392), ('CAD', 'Canadian Dollar', 2, 124),
+    ('AUD', 'Australian Dollar', 2, 36), ('INR', 'Indian Rupee', 2, 356),
+    ('BRL', 'Brazilian Real', 2, 986), ('ZAR', 'Rand', 2, 710), ('MXN', 'Mexican Peso', 2, 484),
+    ('NGN', 'Naira', 2, 566), ('PLN', 'Zloty', 2, 985), ('SEK', 'Swedish Krona', 2, 752)
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "master data, ledger and audit log", MASTER_DATA),
+)
+
+
+class SchemaError(Exception):
+    """The database schema is older or newer than this ocsd expects."""
+
+
+def current_version(db: Database) -> int:
+    """Return the highest migration applied (0 on an empty database)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at "
+        + db.sql("{ts}")
+        + " NOT NULL)"
+    )
+    row = db.query_one("SELECT MAX(version) FROM schema_migrations")
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def latest_version() -> int:
+    """Return the version this ocsd needs."""
+    return MIGRATIONS[-1].version
+
+
+def upgrade(db: Database) -> list[Migration]:
+    """Apply every pending migration; return those applied."""
+    applied: list[Migration] = []
+    version = current_version(db)
+    if version > latest_version():
+        raise SchemaError(
+            f"the database is at schema {version}, newer than this ocsd ({latest_version()})"
+        )
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            continue
+        text = migration.sql
+        if db.dialect == "postgresql" and migration.postgresql_sql is not None:
+            text = migration.postgresql_sql
+        with db.transaction():
+            db.script(db.sql(text))
+            db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, datetime.now(UTC)),
+            )
+        applied.append(migration)
+    return applied
+
+
+def require_current(db: Database) -> None:
+    """Raise ``SchemaError`` unless the schema is exactly the one this ocsd needs."""
+    version = current_version(db)
+    if version != latest_version():
+        raise SchemaError(
+            f"the records database is at schema {version}, this ocsd needs "
+            f"{latest_version()}: run 'ocsd db upgrade'"
+        )
