@@ -11,7 +11,7 @@ The data directory: ``data_dir`` in the file, else ``$OCSD_DATA_DIR``, else syst
 from __future__ import annotations
 
 import os
-import socket
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -93,7 +93,7 @@ class Config:
     @property
     def node(self) -> str:
         """The node id, or the host name."""
-        return self.node_id or socket.gethostname()
+        return self.node_id or platform.node()
 
     @property
     def data_path(self) -> Path:

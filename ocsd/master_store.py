@@ -390,7 +390,7 @@ class MasterStore:
                 elif rate.effective_from > at:
                     report.scheduled += 1
                 new_rates.append(replace(rate, version=version_id))
-            self._end_rates(deck_id, at, mode, {r.prefix for r in new_rates})
+            self._end_rates(deck_id, at, mode, new_rates)
             self.db.insert_many(
                 "rates",
                 (
@@ -470,34 +470,50 @@ class MasterStore:
         assert row is not None
         return int(row[0])
 
-    def _end_rates(self, deck_id: str, at: int, mode: str, prefixes: set[str]) -> None:
+    def _end_rates(self, deck_id: str, at: int, mode: str, new_rates: Sequence[Rate]) -> None:
+        """End the rates the import supersedes, each prefix at its new rate's start.
+
+        A prefix in the file keeps its current rate until its new one starts (a row scheduled
+        next week leaves today's rate in force until then); rates of that prefix scheduled
+        later still are cancelled. In ``replace`` mode a prefix missing from the file ends at
+        the import's effective time.
+        """
+        cuts: dict[str, int] = {}
+        for rate in new_rates:
+            current = cuts.get(rate.prefix)
+            if current is None or rate.effective_from < current:
+                cuts[rate.prefix] = rate.effective_from
+        db = self.db
+        db.execute("DROP TABLE IF EXISTS import_cuts")
+        db.execute("CREATE TEMP TABLE import_cuts (prefix TEXT PRIMARY KEY, cut BIGINT NOT NULL)")
+        db.insert_many("import_cuts", ("prefix", "cut"), cuts.items())
+        open_at = "(rates.effective_to IS NULL OR rates.effective_to > {at})"
         if mode == "replace":
-            self.db.execute(
+            missing = "rates.prefix NOT IN (SELECT prefix FROM import_cuts)"
+            db.execute(
                 "UPDATE rates SET effective_to = ? WHERE deck_id = ? AND effective_from < ? "
-                "AND (effective_to IS NULL OR effective_to > ?)",
+                f"AND {open_at.format(at='?')} AND {missing}",
                 (at, deck_id, at, at),
             )
-            self.db.execute(
+            db.execute(
                 "UPDATE rates SET effective_to = effective_from WHERE deck_id = ? AND "
-                "effective_from >= ? AND (effective_to IS NULL OR effective_to > effective_from)",
+                f"effective_from >= ? AND {open_at.format(at='rates.effective_from')} "
+                f"AND {missing}",
                 (deck_id, at),
             )
-            return
-        ordered = sorted(prefixes)
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            self.db.execute(
-                f"UPDATE rates SET effective_to = ? WHERE deck_id = ? AND prefix IN ({marks}) "
-                "AND effective_from < ? AND (effective_to IS NULL OR effective_to > ?)",
-                (at, deck_id, *chunk, at, at),
-            )
-            self.db.execute(
-                "UPDATE rates SET effective_to = effective_from WHERE deck_id = ? AND "
-                f"prefix IN ({marks}) AND effective_from >= ? AND "
-                "(effective_to IS NULL OR effective_to > effective_from)",
-                (deck_id, *chunk, at),
-            )
+        db.execute(
+            "UPDATE rates SET effective_to = c.cut FROM import_cuts c WHERE rates.deck_id = ? "
+            "AND rates.prefix = c.prefix AND rates.effective_from < c.cut AND "
+            f"{open_at.format(at='c.cut')}",
+            (deck_id,),
+        )
+        db.execute(
+            "UPDATE rates SET effective_to = rates.effective_from FROM import_cuts c "
+            "WHERE rates.deck_id = ? AND rates.prefix = c.prefix AND "
+            f"rates.effective_from >= c.cut AND {open_at.format(at='rates.effective_from')}",
+            (deck_id,),
+        )
+        db.execute("DROP TABLE import_cuts")
 
     def _in_force(self, deck_id: str, at: int) -> dict[str, list[Rate]]:
         out: dict[str, list[Rate]] = {}
