@@ -100,9 +100,12 @@ class Directory:
 
     def zone(self, account: Account) -> ZoneInfo:
         """The account's time zone."""
-        zone = self._zones.get(account.timezone)
+        return self._zone_by_name(account.timezone)
+
+    def _zone_by_name(self, name: str) -> ZoneInfo:
+        zone = self._zones.get(name)
         if zone is None:
-            zone = self._zones[account.timezone] = ZoneInfo(account.timezone)
+            zone = self._zones[name] = ZoneInfo(name)
         return zone
 
     def chain(self, account: Account) -> tuple[Party, ...]:

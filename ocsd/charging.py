@@ -1,0 +1,1043 @@
+"""The protocol-neutral charging service: identify, rate, hold, charge, with exactly-once steps.
+
+One call, as the service sees it:
+
+- ``INITIAL``: identify the account, normalise the called number, price the call at every
+  level of its reseller chain (as of its start, in the account's local time), then ask the
+  balance store — in ONE atomic step — to hold the cost of the first grant. The grant is the
+  longest duration the hold really pays for, capped by what was asked and the configured
+  maximum; when the account's money limited it, the grant is final (final-unit indication).
+- ``UPDATE``: add the seconds used, and hold the cost of everything used so far plus the next
+  grant (the cost is always computed on the call's total duration, so first block, increments
+  and per-call rounding come out exactly as if the call were rated once at the end).
+- ``TERMINATE``: the call's cost is debited and its CDR queued in one atomic step; the rest of
+  the hold is released.
+- ``EVENT``: direct debit, refund, balance check or price enquiry (RFC 4006 §6).
+
+Every step carries (session id, request number): a repeat gets the original answer rebuilt
+from what the store kept, and moves no money. The price of a call is resolved once and kept in
+the session state, so a tariff reload or another worker continuing the call changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgpack
+
+from balances.model import (
+    AccountStatus,
+    BundleHold,
+    DenyReason,
+    Hold,
+    OpenSession,
+    Step,
+    StepKind,
+    StepResult,
+    StepStatus,
+)
+from balances.store import BackendUnavailable, BalanceStore
+from cdr_writer.record import Cdr, CdrKind, LevelAmount
+from ocsd.charging_types import (
+    ChargingRequest,
+    Denial,
+    DenialCode,
+    EventAction,
+    Grant,
+    Outcome,
+    RequestType,
+    UnitGrant,
+    UnitRequest,
+)
+from ocsd.directory import Directory, Identified
+from ocsd.logs import get_logger
+from rating.dialplan import NumberFormatError
+from rating.engine import CallPrice, RatingError, RatingFailure, local_position
+from rating.plan import BundlePeriod
+
+log = get_logger("charging")
+
+STATE_VERSION = 1
+EVENT_TIME_TOLERANCE_S = 86_400
+"""An Event-Timestamp further than this from the clock is not trusted for rating."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingSettings:
+    """Grant sizing and session supervision."""
+
+    default_grant_s: int = 600
+    """Seconds granted when a request does not say how many it wants."""
+    max_grant_s: int = 3600
+    """No grant is larger, whatever the request and the balance."""
+    validity_time_s: int = 1800
+    """Validity-Time of a grant; a session silent for twice the shorter of this and its
+    grant (plus ``reap_grace_s``) is ended by ocsd (RFC 4006 Tcc)."""
+    reap_grace_s: int = 30
+    reap_interval_s: float = 5.0
+    reap_batch: int = 200
+    duplicate_window_s: int = 600
+    """How long a finished session or event still answers repeats with its original answer."""
+    session_cache_size: int = 100_000
+    """Sessions kept in memory per worker (the store holds them all)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.default_grant_s <= self.max_grant_s:
+            raise ValueError("default_grant_s must be positive and at most max_grant_s")
+        if self.validity_time_s <= 0 or self.reap_grace_s < 0:
+            raise ValueError("validity_time_s must be positive and reap_grace_s not negative")
+        if self.reap_interval_s <= 0 or self.reap_batch <= 0:
+            raise ValueError("reap_interval_s and reap_batch must be positive")
+        if self.duplicate_window_s <= 0 or self.session_cache_size <= 0:
+            raise ValueError("duplicate_window_s and session_cache_size must be positive")
+
+
+_DENY_CODES: dict[DenyReason, DenialCode] = {
+    DenyReason.INSUFFICIENT_FUNDS: DenialCode.CREDIT_LIMIT_REACHED,
+    DenyReason.DAILY_CAP: DenialCode.SPEND_CAP_REACHED,
+    DenyReason.MONTHLY_CAP: DenialCode.SPEND_CAP_REACHED,
+    DenyReason.SUSPENDED: DenialCode.ACCOUNT_SUSPENDED,
+    DenyReason.CLOSED: DenialCode.ACCOUNT_CLOSED,
+    DenyReason.UNKNOWN_ACCOUNT: DenialCode.USER_UNKNOWN,
+    DenyReason.TOO_MANY_SESSIONS: DenialCode.TOO_MANY_SESSIONS,
+    DenyReason.SESSION_EXISTS: DenialCode.INVALID_REQUEST,
+}
+
+_RATING_CODES: dict[RatingFailure, DenialCode] = {
+    RatingFailure.NO_RATE: DenialCode.NO_RATE,
+    RatingFailure.BELOW_COST: DenialCode.BELOW_COST,
+    RatingFailure.NO_PLAN: DenialCode.RATING_FAILED,
+    RatingFailure.NO_EXCHANGE_RATE: DenialCode.RATING_FAILED,
+    RatingFailure.BAD_CHAIN: DenialCode.RATING_FAILED,
+}
+
+
+@dataclass(slots=True)
+class ServiceUse:
+    """One service (rating group) of a session."""
+
+    rating_group: int
+    service_id: int | None
+    used_s: int = 0
+    granted_s: int = 0
+    bundle_s: int = 0
+    """Bundle seconds held for this service (used and granted)."""
+    bundle_short: bool = False
+    """The bundle could not give what was asked: assume no more from it."""
+
+
+@dataclass(slots=True)
+class SessionView:
+    """What the service knows about an open session (mirrors the store's session state)."""
+
+    session_id: str
+    account_id: str
+    version: int
+    price: CallPrice
+    start_ms: int
+    timezone: str
+    currency: str
+    tenant_path: tuple[str, ...]
+    protocol: str
+    peer: str
+    calling_raw: str
+    called_raw: str
+    calling: str
+    caller_ip: str
+    diversion: str
+    services: dict[str, ServiceUse] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        """The session state kept by the store."""
+        packed: bytes = msgpack.packb(
+            [
+                STATE_VERSION,
+                self.session_id,
+                self.account_id,
+                self.version,
+                self.price.to_state(),
+                self.start_ms,
+                self.timezone,
+                self.currency,
+                list(self.tenant_path),
+                self.protocol,
+                self.peer,
+                self.calling_raw,
+                self.called_raw,
+                self.calling,
+                self.caller_ip,
+                self.diversion,
+                {
+                    key: [
+                        s.rating_group,
+                        s.service_id,
+                        s.used_s,
+                        s.granted_s,
+                        s.bundle_s,
+                        s.bundle_short,
+                    ]
+                    for key, s in self.services.items()
+                },
+                self.extra,
+            ],
+            use_bin_type=True,
+        )
+        return packed
+
+    @classmethod
+    def decode(cls, data: bytes) -> SessionView:
+        """Rebuild a view from ``encode``."""
+        (
+            version,
+            session_id,
+            account_id,
+            number,
+            price,
+            start_ms,
+            timezone,
+            currency,
+            tenant_path,
+            protocol,
+            peer,
+            calling_raw,
+            called_raw,
+            calling,
+            caller_ip,
+            diversion,
+            services,
+            extra,
+        ) = msgpack.unpackb(data, raw=False)
+        if version != STATE_VERSION:
+            raise ValueError(f"unknown session state version {version}")
+        return cls(
+            session_id=session_id,
+            account_id=account_id,
+            version=number,
+            price=CallPrice.from_state(price),
+            start_ms=start_ms,
+            timezone=timezone,
+            currency=currency,
+            tenant_path=tuple(tenant_path),
+            protocol=protocol,
+            peer=peer,
+            calling_raw=calling_raw,
+            called_raw=called_raw,
+            calling=calling,
+            caller_ip=caller_ip,
+            diversion=diversion,
+            services={key: ServiceUse(*values) for key, values in services.items()},
+            extra=dict(extra),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Want:
+    """What one service asks for in a hold step; kept as the step's context."""
+
+    key: str
+    rating_group: int
+    service_id: int | None
+    used_s: int
+    """Total seconds used after this step."""
+    want_s: int
+    """Seconds wanted on top."""
+    desired_micros: int
+    bundle_s: int
+    """Bundle seconds assumed available for the whole call when sizing the hold."""
+
+
+class ChargingService:
+    """Turns protocol-neutral requests into atomic balance-store steps and answers."""
+
+    def __init__(
+        self,
+        settings: ChargingSettings,
+        store: BalanceStore,
+        directory: Callable[[], Directory],
+        *,
+        node: str = "ocsd",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._directory = directory
+        self.node = node
+        self.clock = clock
+        self._sessions: OrderedDict[str, SessionView] = OrderedDict()
+        self._finished: OrderedDict[tuple[str, int], tuple[float, Outcome]] = OrderedDict()
+        self._bundle_short: dict[tuple[str, str, str], bool] = {}
+
+    # -- entry point ---------------------------------------------------------------------
+
+    async def handle(self, request: ChargingRequest) -> Outcome:
+        """Answer one request; backend failures become a SERVICE_UNAVAILABLE denial."""
+        try:
+            if request.request_type is RequestType.INITIAL:
+                return await self.start(request)
+            if request.request_type is RequestType.UPDATE:
+                return await self.update(request)
+            if request.request_type is RequestType.TERMINATE:
+                return await self.stop(request)
+            return await self.event(request)
+        except BackendUnavailable as exc:
+            log.warning(
+                "backend unavailable",
+                session_id=request.session_id,
+                error=str(exc),
+                request_type=request.request_type.value,
+            )
+            return Denial(DenialCode.SERVICE_UNAVAILABLE, str(exc))
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _identify(self, directory: Directory, request: ChargingRequest) -> Identified | None:
+        found = directory.identify(request.identities)
+        if found is None and request.source_ip and request.called:
+            try:
+                digits = directory.dial_plan.normalize(request.called)
+            except NumberFormatError:
+                digits = request.called
+            found = directory.identify_source(request.source_ip, digits)
+        return found
+
+    def _start_time(self, request: ChargingRequest, now: float) -> float:
+        event = request.event_time
+        if event is not None and abs(event - now) <= EVENT_TIME_TOLERANCE_S:
+            return event
+        return now
+
+    def _periods(self, directory: Directory, timezone: str, now: float) -> tuple[str, str]:
+        local = datetime.fromtimestamp(now, directory._zone_by_name(timezone))
+        return local.strftime("%Y-%m-%d"), local.strftime("%Y-%m")
+
+    def _deadline_ms(self, request: ChargingRequest, now: float, grants: Sequence[int]) -> int:
+        if request.deadline_s is not None:
+            silent = request.deadline_s
+        else:
+            longest = max(grants, default=0)
+            silent = 2 * min(self.settings.validity_time_s, max(longest, 1))
+        return int((now + silent + self.settings.reap_grace_s) * 1000)
+
+    def _remember(self, view: SessionView) -> None:
+        sessions = self._sessions
+        sessions[view.session_id] = view
+        sessions.move_to_end(view.session_id)
+        while len(sessions) > self.settings.session_cache_size:
+            sessions.popitem(last=False)
+
+    def _remember_finished(self, request: ChargingRequest, outcome: Outcome, now: float) -> None:
+        finished = self._finished
+        finished[(request.session_id, request.request_number)] = (now, outcome)
+        horizon = now - self.settings.duplicate_window_s
+        while finished:
+            oldest = next(iter(finished.values()))
+            if oldest[0] >= horizon and len(finished) <= self.settings.session_cache_size:
+                break
+            finished.popitem(last=False)
+
+    def _recent(self, request: ChargingRequest) -> Outcome | None:
+        found = self._finished.get((request.session_id, request.request_number))
+        if found is None:
+            return None
+        outcome = found[1]
+        if isinstance(outcome, Grant):
+            return Grant(**{**_fields(outcome), "duplicate": True})
+        return Denial(outcome.code, outcome.message, outcome.account_id, duplicate=True)
+
+    def _bundle_period(self, price: CallPrice, day: str, month: str) -> str | None:
+        if price.bundle is None:
+            return None
+        return day if price.bundle.period is BundlePeriod.DAY else month
+
+    def _wants(
+        self,
+        view: SessionView,
+        units: Sequence[UnitRequest],
+        period: str | None,
+        adding: bool,
+    ) -> tuple[list[_Want], list[Hold], list[BundleHold]]:
+        settings = self.settings
+        price = view.price
+        bundle = price.bundle
+        wants: list[_Want] = []
+        holds: list[Hold] = []
+        bundle_holds: list[BundleHold] = []
+        for unit in units:
+            service = view.services.get(unit.key)
+            if service is None:
+                service = view.services[unit.key] = ServiceUse(unit.rating_group, unit.service_id)
+            used = service.used_s + (unit.used_s if adding else 0)
+            asked = unit.requested_s if unit.requested_s is not None else settings.default_grant_s
+            want = max(0, min(asked, settings.max_grant_s))
+            if bundle is None or period is None:
+                assumed = 0
+            elif service.bundle_short or self._bundle_short.get(
+                (view.account_id, bundle.bundle_id, period)
+            ):
+                assumed = service.bundle_s
+            else:
+                assumed = price.billed_seconds(used + want)
+            keep = price.cost(used, service.bundle_s)
+            desired = price.cost(used + want, assumed)
+            # The least worth granting: the first block on a new call, else one increment.
+            step = price.base_terms.first_block_s if used == 0 else price.base_terms.increment_s
+            minimum = price.cost(used + max(step, 1), assumed) if want else keep
+            holds.append(Hold(unit.key, max(desired, keep), max(minimum, keep), keep))
+            if bundle is not None and period is not None:
+                bundle_holds.append(
+                    BundleHold(
+                        bundle.bundle_id,
+                        period,
+                        bundle.seconds,
+                        desired_s=max(assumed, service.bundle_s),
+                        keep_s=min(service.bundle_s, price.billed_seconds(used)),
+                    )
+                )
+            wants.append(
+                _Want(unit.key, unit.rating_group, unit.service_id, used, want, desired, assumed)
+            )
+        return wants, holds, bundle_holds
+
+    def _grants(
+        self, view: SessionView, wants: Sequence[_Want], result: StepResult, now: float
+    ) -> tuple[UnitGrant, ...]:
+        """The answer of a hold step: pure in the view's price, the wants and the result."""
+        price = view.price
+        grants: list[UnitGrant] = []
+        for index, want in enumerate(wants):
+            held = result.holds[index] if index < len(result.holds) else 0
+            reason = result.hold_reasons[index] if index < len(result.hold_reasons) else None
+            bundle_s = result.bundle_holds[index] if index < len(result.bundle_holds) else 0
+            cap = want.used_s + want.want_s
+            affordable = price.max_duration(held, cap, bundle_s)
+            granted = max(0, affordable - want.used_s)
+            service = view.services.get(want.key)
+            if service is not None:
+                service.granted_s = granted
+                service.bundle_s = bundle_s
+                service.bundle_short = bundle_s < want.bundle_s
+            denial = None
+            if want.want_s and granted == 0:
+                denial = (
+                    _DENY_CODES.get(reason, DenialCode.CREDIT_LIMIT_REACHED)
+                    if reason
+                    else (DenialCode.CREDIT_LIMIT_REACHED)
+                )
+            money_limited = held < want.desired_micros
+            final = bool(want.want_s) and money_limited and granted < want.want_s
+            grants.append(
+                UnitGrant(
+                    rating_group=want.rating_group,
+                    service_id=want.service_id,
+                    granted_s=granted,
+                    validity_s=self.settings.validity_time_s,
+                    final=final or denial is not None,
+                    denial=denial,
+                )
+            )
+        return tuple(grants)
+
+    @staticmethod
+    def _context(wants: Sequence[_Want]) -> bytes:
+        packed: bytes = msgpack.packb(
+            [
+                [
+                    w.key,
+                    w.rating_group,
+                    w.service_id,
+                    w.used_s,
+                    w.want_s,
+                    w.desired_micros,
+                    w.bundle_s,
+                ]
+                for w in wants
+            ],
+            use_bin_type=True,
+        )
+        return packed
+
+    @staticmethod
+    def _wants_from_context(context: bytes) -> list[_Want]:
+        return [_Want(*item) for item in msgpack.unpackb(context, raw=False)]
+
+    async def _view(self, directory: Directory, request: ChargingRequest) -> SessionView | None:
+        view = self._sessions.get(request.session_id)
+        if view is not None:
+            return view
+        account_id: str | None = None
+        found = self._identify(directory, request)
+        if found is not None:
+            account_id = found.account.account_id
+        else:
+            account_id = await self.store.find_session_account(request.session_id)
+        if account_id is None:
+            return None
+        session = await self.store.get_session(account_id, request.session_id)
+        if session is None:
+            return None
+        view = SessionView.decode(session.state)
+        self._remember(view)
+        return view
+
+    # -- INITIAL -------------------------------------------------------------------------
+
+    async def start(self, request: ChargingRequest) -> Outcome:
+        """Open a session: identify, price, hold the first grant."""
+        recent = self._recent(request)
+        if recent is not None:
+            return recent
+        directory = self._directory()
+        now = self.clock()
+        found = self._identify(directory, request)
+        if found is None:
+            log.info("denied", reason="user_unknown", session_id=request.session_id)
+            return Denial(DenialCode.USER_UNKNOWN, "no account for this subscriber")
+        account = found.account
+        status = directory.account_status(account)
+        if status is not AccountStatus.ACTIVE:
+            code = (
+                DenialCode.ACCOUNT_CLOSED
+                if status is AccountStatus.CLOSED
+                else DenialCode.ACCOUNT_SUSPENDED
+            )
+            log.info(
+                "denied",
+                reason=code.value,
+                session_id=request.session_id,
+                account=account.account_id,
+            )
+            return Denial(code, f"account {status.value}", account.account_id)
+        called_raw = found.called if found.called is not None else (request.called or "")
+        try:
+            called = directory.dial_plan.normalize(called_raw)
+        except NumberFormatError as exc:
+            log.info(
+                "denied",
+                reason="invalid_number",
+                session_id=request.session_id,
+                account=account.account_id,
+            )
+            return Denial(DenialCode.INVALID_NUMBER, str(exc), account.account_id)
+        calling = ""
+        if request.calling:
+            try:
+                calling = directory.dial_plan.normalize(request.calling)
+            except NumberFormatError:
+                calling = request.calling
+        start = self._start_time(request, now)
+        zone = directory.zone(account)
+        weekday, second = local_position(int(start), zone)
+        chain = directory.chain(account)
+        try:
+            price = directory.rater.price(chain, called, int(start), weekday, second)
+        except RatingError as exc:
+            code = _RATING_CODES[exc.reason]
+            log.info(
+                "denied",
+                reason=code.value,
+                session_id=request.session_id,
+                account=account.account_id,
+                detail=str(exc),
+            )
+            return Denial(code, str(exc), account.account_id)
+        view = SessionView(
+            session_id=request.session_id,
+            account_id=account.account_id,
+            version=request.request_number,
+            price=price,
+            start_ms=int(start * 1000),
+            timezone=account.timezone,
+            currency=account.currency,
+            tenant_path=tuple(p.buyer for p in chain[:-1]) or (account.tenant_id,),
+            protocol=request.protocol,
+            peer=request.peer,
+            calling_raw=request.calling or "",
+            called_raw=request.called or "",
+            calling=calling,
+            caller_ip=request.caller_ip,
+            diversion=request.diversion,
+            extra=dict(request.extra),
+        )
+        day, month = self._periods(directory, account.timezone, now)
+        period = self._bundle_period(price, day, month)
+        wants, holds, bundle_holds = self._wants(view, request.units, period, adding=False)
+        provisional = self._deadline_ms(request, now, [w.want_s for w in wants])
+        step = Step(
+            kind=StepKind.HOLD,
+            account_id=account.account_id,
+            session_id=request.session_id,
+            request_number=request.request_number,
+            now_ms=int(now * 1000),
+            day_key=day,
+            month_key=month,
+            holds=tuple(holds),
+            bundle_holds=tuple(bundle_holds),
+            new_session=True,
+            state=view.encode(),
+            deadline_ms=provisional,
+            context=self._context(wants),
+            tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
+        )
+        result = await self.store.step(step)
+        return self._hold_outcome(view, wants, result, request, now, period)
+
+    def _hold_outcome(
+        self,
+        view: SessionView,
+        wants: Sequence[_Want],
+        result: StepResult,
+        request: ChargingRequest,
+        now: float,
+        period: str | None,
+    ) -> Outcome:
+        if result.status is StepStatus.DUPLICATE:
+            if result.session_state:
+                view = SessionView.decode(result.session_state)
+            wants = self._wants_from_context(result.context)
+            grants = self._grants(view, wants, result, now)
+            return Grant(
+                grants,
+                account_id=view.account_id,
+                currency=view.currency,
+                balance_micros=result.balance_micros,
+                duplicate=True,
+            )
+        if result.status is StepStatus.UNKNOWN_SESSION:
+            self._sessions.pop(request.session_id, None)
+            return Denial(DenialCode.UNKNOWN_SESSION, "no such session", view.account_id)
+        if result.status is StepStatus.DENIED:
+            assert result.reason is not None
+            code = _DENY_CODES[result.reason]
+            log.info(
+                "denied", reason=code.value, session_id=request.session_id, account=view.account_id
+            )
+            return Denial(code, result.reason.value, view.account_id)
+        if result.status is StepStatus.STALE:
+            raise _Stale(result)
+        grants = self._grants(view, wants, result, now)
+        view.version = request.request_number
+        bundle = view.price.bundle
+        if bundle is not None and period is not None:
+            short = any(s.bundle_short for s in view.services.values())
+            self._bundle_short[(view.account_id, bundle.bundle_id, period)] = short
+        self._remember(view)
+        for grant in grants:
+            if grant.denial is not None or grant.final:
+                log.info(
+                    "final units" if grant.denial is None else "denied",
+                    reason=(grant.denial or DenialCode.CREDIT_LIMIT_REACHED).value,
+                    session_id=request.session_id,
+                    account=view.account_id,
+                    rating_group=grant.rating_group,
+                    granted_s=grant.granted_s,
+                )
+        return Grant(
+            grants,
+            account_id=view.account_id,
+            currency=view.currency,
+            balance_micros=result.balance_micros,
+        )
+
+    # -- UPDATE --------------------------------------------------------------------------
+
+    async def update(self, request: ChargingRequest) -> Outcome:
+        """Count what was used and hold the next grant."""
+        for attempt in range(2):
+            directory = self._directory()
+            view = await self._view(directory, request)
+            if view is None:
+                recent = self._recent(request)
+                if recent is not None:
+                    return recent
+                log.info("denied", reason="unknown_session", session_id=request.session_id)
+                return Denial(DenialCode.UNKNOWN_SESSION, "no such session")
+            now = self.clock()
+            day, month = self._periods(directory, view.timezone, now)
+            period = self._bundle_period(view.price, day, month)
+            working = SessionView.decode(view.encode())
+            wants, holds, bundle_holds = self._wants(working, request.units, period, adding=True)
+            for want in wants:
+                working.services[want.key].used_s = want.used_s
+            working.version = request.request_number
+            step = Step(
+                kind=StepKind.HOLD,
+                account_id=view.account_id,
+                session_id=request.session_id,
+                request_number=request.request_number,
+                now_ms=int(now * 1000),
+                day_key=day,
+                month_key=month,
+                holds=tuple(holds),
+                bundle_holds=tuple(bundle_holds),
+                expected_version=view.version,
+                state=working.encode(),
+                deadline_ms=self._deadline_ms(request, now, [w.want_s for w in wants]),
+                context=self._context(wants),
+                tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
+            )
+            result = await self.store.step(step)
+            try:
+                return self._hold_outcome(working, wants, result, request, now, period)
+            except _Stale as stale:
+                self._sessions.pop(request.session_id, None)
+                if attempt == 0 and stale.result.session_state:
+                    self._remember(SessionView.decode(stale.result.session_state))
+        return Denial(DenialCode.SERVICE_UNAVAILABLE, "session changed concurrently")
+
+    # -- TERMINATE -----------------------------------------------------------------------
+
+    def _cdr(
+        self,
+        view: SessionView,
+        kind: CdrKind,
+        request_number: int,
+        end_ms: int,
+        hangup_cause: str,
+        hangup_side: str,
+    ) -> tuple[Cdr, int]:
+        price = view.price
+        total_used = 0
+        charge = 0
+        billed = 0
+        bundle_s = 0
+        level_totals: list[int] = [0] * len(price.levels)
+        rating = None
+        for service in view.services.values():
+            rating = price.rate(service.used_s, service.bundle_s, trace=rating is None)
+            total_used += service.used_s
+            charge += rating.charge_micros
+            billed += rating.billed_s
+            bundle_s += rating.bundle_s
+            for index, level in enumerate(rating.levels):
+                level_totals[index] += level.amount_micros
+        if rating is None:
+            rating = price.rate(0, 0)
+        account_level = price.account_level
+        base = next(level for level in reversed(price.levels) if level.rate is not None)
+        assert base.rate is not None and base.terms is not None
+        flags: list[str] = []
+        if kind is CdrKind.REAPED:
+            flags.append("reaped")
+        if total_used == 0:
+            flags.append("no_usage")
+        if rating.below_cost_level is not None:
+            flags.append("below_cost")
+        levels = tuple(
+            LevelAmount(lv.seller, lv.buyer, lv.plan_id, lv.currency, level_totals[i], lv.fx_text)
+            for i, lv in enumerate(price.levels)
+        )
+        cdr = Cdr(
+            cdr_id=str(uuid.uuid4()),
+            kind=kind,
+            session_id=view.session_id,
+            request_number=request_number,
+            account_id=view.account_id,
+            tenant_path=view.tenant_path,
+            protocol=view.protocol,
+            peer=view.peer,
+            node=self.node,
+            start_ms=view.start_ms,
+            end_ms=end_ms,
+            timezone=view.timezone,
+            duration_s=total_used,
+            billed_s=billed,
+            charge_micros=charge,
+            currency=view.currency,
+            calling_raw=view.calling_raw,
+            called_raw=view.called_raw,
+            calling=view.calling,
+            called=price.number,
+            diversion=view.diversion,
+            caller_ip=view.caller_ip,
+            prefix=base.rate.prefix,
+            destination=base.rate.destination,
+            deck_id=base.deck_id or "",
+            deck_version=base.rate.version,
+            rate_micros=base.terms.rate_micros,
+            connect_fee_micros=base.terms.connect_fee_micros,
+            bundle_id=price.bundle.bundle_id if price.bundle and bundle_s else "",
+            bundle_s=bundle_s,
+            fx_rate=account_level.fx_text,
+            levels=levels,
+            hangup_cause=hangup_cause,
+            hangup_side=hangup_side,
+            flags=tuple(flags),
+            trace=rating.trace,
+            extra=dict(view.extra),
+        )
+        return cdr, charge
+
+    async def stop(self, request: ChargingRequest) -> Outcome:
+        """End a session: debit its cost and queue its CDR atomically."""
+        recent = self._recent(request)
+        if recent is not None:
+            return recent
+        for attempt in range(2):
+            directory = self._directory()
+            view = await self._view(directory, request)
+            if view is None:
+                log.info("denied", reason="unknown_session", session_id=request.session_id)
+                return Denial(DenialCode.UNKNOWN_SESSION, "no such session")
+            now = self.clock()
+            working = SessionView.decode(view.encode())
+            for unit in request.units:
+                service = working.services.get(unit.key)
+                if service is None:
+                    service = working.services[unit.key] = ServiceUse(
+                        unit.rating_group, unit.service_id
+                    )
+                service.used_s += unit.used_s
+            outcome = await self._close(
+                working,
+                request.request_number,
+                now,
+                CdrKind.CALL,
+                request.hangup_cause,
+                request.hangup_side,
+                expected_version=view.version,
+            )
+            if outcome is not None:
+                self._sessions.pop(request.session_id, None)
+                self._remember_finished(request, outcome, now)
+                return outcome
+            self._sessions.pop(request.session_id, None)
+            if attempt == 1:
+                break
+        return Denial(DenialCode.SERVICE_UNAVAILABLE, "session changed concurrently")
+
+    async def _close(
+        self,
+        view: SessionView,
+        request_number: int,
+        now: float,
+        kind: CdrKind,
+        hangup_cause: str,
+        hangup_side: str,
+        expected_version: int,
+    ) -> Outcome | None:
+        """Debit and queue the CDR; None when the session moved on (stale)."""
+        end_ms = int(now * 1000)
+        cdr, charge = self._cdr(view, kind, request_number, end_ms, hangup_cause, hangup_side)
+        directory = self._directory()
+        day, month = self._periods(directory, view.timezone, now)
+        period = self._bundle_period(view.price, day, month)
+        bundle_used: tuple[tuple[str, str, int], ...] = ()
+        if view.price.bundle is not None and period is not None and cdr.bundle_s:
+            bundle_used = ((view.price.bundle.bundle_id, period, cdr.bundle_s),)
+        context: bytes = msgpack.packb([charge, cdr.duration_s], use_bin_type=True)
+        step = Step(
+            kind=StepKind.CLOSE,
+            account_id=view.account_id,
+            session_id=view.session_id,
+            request_number=request_number,
+            now_ms=end_ms,
+            day_key=day,
+            month_key=month,
+            debit_micros=charge,
+            bundle_used_s=bundle_used,
+            expected_version=expected_version,
+            record=cdr.encode(),
+            context=context,
+            tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
+        )
+        result = await self.store.step(step)
+        if result.status is StepStatus.STALE:
+            return None
+        if result.status is StepStatus.UNKNOWN_SESSION:
+            return Denial(DenialCode.UNKNOWN_SESSION, "no such session", view.account_id)
+        if result.status is StepStatus.DENIED:
+            assert result.reason is not None
+            return Denial(_DENY_CODES[result.reason], result.reason.value, view.account_id)
+        if result.status is StepStatus.DUPLICATE and result.context:
+            charge, _ = msgpack.unpackb(result.context, raw=False)
+        if result.debited_micros < charge and result.status is StepStatus.OK:
+            log.warning(
+                "prepaid overrun",
+                session_id=view.session_id,
+                account=view.account_id,
+                charge=charge,
+                debited=result.debited_micros,
+            )
+        units = tuple(
+            UnitGrant(s.rating_group, s.service_id, 0, 0, True) for s in view.services.values()
+        )
+        return Grant(
+            units,
+            cost_micros=charge,
+            debited_micros=result.debited_micros,
+            currency=view.currency,
+            balance_micros=result.balance_micros,
+            account_id=view.account_id,
+            duplicate=result.status is StepStatus.DUPLICATE,
+        )
+
+    # -- EVENT ---------------------------------------------------------------------------
+
+    async def event(self, request: ChargingRequest) -> Outcome:
+        """A one-off charge, refund, balance check or price enquiry."""
+        recent = self._recent(request)
+        if recent is not None:
+            return recent
+        directory = self._directory()
+        now = self.clock()
+        found = self._identify(directory, request)
+        if found is None:
+            return Denial(DenialCode.USER_UNKNOWN, "no account for this subscriber")
+        account = found.account
+        called_raw = found.called if found.called is not None else (request.called or "")
+        try:
+            called = directory.dial_plan.normalize(called_raw)
+        except NumberFormatError as exc:
+            return Denial(DenialCode.INVALID_NUMBER, str(exc), account.account_id)
+        start = self._start_time(request, now)
+        zone = directory.zone(account)
+        weekday, second = local_position(int(start), zone)
+        try:
+            price = directory.rater.price(
+                directory.chain(account), called, int(start), weekday, second
+            )
+        except RatingError as exc:
+            return Denial(_RATING_CODES[exc.reason], str(exc), account.account_id)
+        seconds = sum((u.requested_s or 0) + u.used_s for u in request.units)
+        messages = sum(u.units for u in request.units)
+        # Time is priced like a call; a message costs what a one-second call costs (a
+        # message deck has rate 0 and the price per message as its connection fee).
+        cost = price.cost(seconds) if seconds else 0
+        cost += messages * price.cost(1) if messages else 0
+        action = request.action or EventAction.DIRECT_DEBIT
+        if action is EventAction.PRICE_ENQUIRY:
+            return Grant(cost_micros=cost, currency=account.currency, account_id=account.account_id)
+        if action is EventAction.CHECK_BALANCE:
+            state = await self.store.get_account(account.account_id)
+            available = state.available_micros if state else 0
+            return Grant(
+                cost_micros=cost,
+                currency=account.currency,
+                balance_micros=state.balance_micros if state else None,
+                enough_credit=available >= cost,
+                account_id=account.account_id,
+            )
+        view = SessionView(
+            session_id=request.session_id,
+            account_id=account.account_id,
+            version=request.request_number,
+            price=price,
+            start_ms=int(start * 1000),
+            timezone=account.timezone,
+            currency=account.currency,
+            tenant_path=tuple(p.buyer for p in directory.chain(account)[:-1]),
+            protocol=request.protocol,
+            peer=request.peer,
+            calling_raw=request.calling or "",
+            called_raw=request.called or "",
+            calling=request.calling or "",
+            caller_ip=request.caller_ip,
+            diversion=request.diversion,
+            extra=dict(request.extra),
+            services={"0": ServiceUse(0, None, used_s=seconds)},
+        )
+        kind = CdrKind.REFUND if action is EventAction.REFUND else CdrKind.EVENT
+        cdr, _ = self._cdr(
+            view, kind, request.request_number, int(now * 1000), request.hangup_cause, ""
+        )
+        debit = -cost if action is EventAction.REFUND else cost
+        cdr = Cdr(
+            **{
+                **_fields(cdr),
+                "charge_micros": debit,
+                "extra": {**cdr.extra, "units": str(messages)},
+            }
+        )
+        day, month = self._periods(directory, account.timezone, now)
+        step = Step(
+            kind=StepKind.EVENT,
+            account_id=account.account_id,
+            session_id=request.session_id,
+            request_number=request.request_number,
+            now_ms=int(now * 1000),
+            day_key=day,
+            month_key=month,
+            debit_micros=debit,
+            require_funds=True,
+            record=cdr.encode(),
+            context=msgpack.packb([debit], use_bin_type=True),
+            tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
+        )
+        result = await self.store.step(step)
+        if result.status is StepStatus.DENIED:
+            assert result.reason is not None
+            code = _DENY_CODES[result.reason]
+            log.info(
+                "denied",
+                reason=code.value,
+                session_id=request.session_id,
+                account=account.account_id,
+            )
+            return Denial(code, result.reason.value, account.account_id)
+        outcome = Grant(
+            cost_micros=abs(debit),
+            debited_micros=result.debited_micros,
+            currency=account.currency,
+            balance_micros=result.balance_micros,
+            account_id=account.account_id,
+            duplicate=result.status is StepStatus.DUPLICATE,
+        )
+        self._remember_finished(request, outcome, now)
+        return outcome
+
+    # -- reaper --------------------------------------------------------------------------
+
+    async def reap(self) -> int:
+        """End sessions whose peers went silent; return how many were ended."""
+        now = self.clock()
+        expired: list[OpenSession] = await self.store.expired_sessions(
+            int(now * 1000), self.settings.reap_batch
+        )
+        ended = 0
+        for session in expired:
+            try:
+                view = SessionView.decode(session.state)
+            except (ValueError, TypeError) as exc:
+                log.error(
+                    "undecodable session state", session_id=session.session_id, error=str(exc)
+                )
+                continue
+            outcome = await self._close(
+                view,
+                session.version + 1,
+                now,
+                CdrKind.REAPED,
+                "session timeout",
+                "ocsd",
+                expected_version=session.version,
+            )
+            self._sessions.pop(session.session_id, None)
+            if isinstance(outcome, Grant):
+                ended += 1
+                log.info(
+                    "session reaped",
+                    session_id=session.session_id,
+                    account=session.account_id,
+                    charge=outcome.cost_micros,
+                )
+        return ended
+
+
+class _Stale(Exception):
+    def __init__(self, result: StepResult) -> None:
+        super().__init__("stale session view")
+        self.result = result
+
+
+def _fields(instance: Any) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in instance.__slots__}
+
+
+__all__ = ["ChargingService", "ChargingSettings", "SessionView"]
