@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -763,13 +764,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id")
     p.add_argument("--limit", type=int, default=50)
 
-    for extension in EXTENSIONS:
-        extension(commands, common)
+    for name in EXTENSION_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(commands, common, leaf_factory=leaf, group_factory=group)
     return parser
 
 
-EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
-"""Subcommand groups registered by other modules of the daemon (balances, CDRs, ...)."""
+EXTENSION_MODULES = (
+    "ocsd.balance_cli",
+    "ocsd.cdr_cli",
+    "ocsd.lcr_cli",
+    "ocsd.fraud_cli",
+    "ocsd.ops_cli",
+)
+"""Modules that add subcommands: each has ``register(commands, common, leaf_factory=...,
+group_factory=...)``; ``group_factory(name, help)`` makes a command group and
+``leaf_factory(group, name, handler, help)`` a subcommand whose handler takes a ``Context``."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
