@@ -9,6 +9,8 @@ that really left the balance and the balance after); the writer stores both.
 from __future__ import annotations
 
 import enum
+import os
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -66,7 +68,7 @@ class Cdr:
     duration_s: int
     billed_s: int
     charge_micros: int
-    """The rated charge to the account, in its currency."""
+    """The rated charge to the account, in its currency (after rounding)."""
     currency: str
     calling_raw: str = ""
     called_raw: str = ""
@@ -94,6 +96,13 @@ class Cdr:
     hangup_cause: str = ""
     """As reported: a SIP status, a Q.850 cause or a Diameter/RADIUS termination cause."""
     hangup_side: str = ""
+    sip_status: int = 0
+    """The SIP final response of the call when the switch reported it (0: unknown)."""
+    q850_cause: int = 0
+    """The ISDN/Q.850 cause value when the switch reported it (0: unknown)."""
+    charge_unrounded: str = ""
+    """The account's charge before its final rounding, an exact decimal of micro-units such
+    as ``"1234.5"`` ("" when rating did not report it)."""
     flags: tuple[str, ...] = ()
     """Things a reviewer should know: below_cost, overrun, reaped, no_answer, ..."""
     trace: tuple[str, ...] = ()
@@ -117,10 +126,26 @@ class Cdr:
             raise ValueError(f"not a CDR: {exc}") from None
         if version != SCHEMA_VERSION or not isinstance(body, dict):
             raise ValueError(f"unknown CDR schema {version!r}")
-        known = {f.name for f in fields(cls)}
+        known = _FIELD_NAMES
         values: dict[str, Any] = {k: v for k, v in body.items() if k in known}
         values["kind"] = CdrKind(values["kind"])
         values["levels"] = tuple(LevelAmount(*level) for level in values.get("levels", ()))
         for name in ("tenant_path", "flags", "trace"):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(Cdr))
+
+
+def new_cdr_id(now_ms: int) -> str:
+    """A new CDR id: a time-ordered UUID (version 7, RFC 9562 §5.7).
+
+    Ids made later sort later, so the unique index of the CDR table grows at its right edge
+    instead of taking writes all over (uuid4) once it no longer fits in memory.
+    """
+    value = (now_ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= int.from_bytes(os.urandom(10), "big") & ((1 << 80) - 1)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    return str(uuid.UUID(int=value))
