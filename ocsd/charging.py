@@ -22,7 +22,6 @@ the session state, so a tariff reload or another worker continuing the call chan
 from __future__ import annotations
 
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from balances.model import (
     StepStatus,
 )
 from balances.store import BackendUnavailable, BalanceStore
-from cdr_writer.record import Cdr, CdrKind, LevelAmount
+from cdr_writer.record import Cdr, CdrKind, LevelAmount, new_cdr_id
 from ocsd.charging_types import (
     ChargingRequest,
     Denial,
@@ -58,7 +57,7 @@ from ocsd.charging_types import (
 from ocsd.directory import Directory, Identified
 from ocsd.logs import get_logger
 from rating.dialplan import NumberFormatError
-from rating.engine import CallPrice, RatingError, RatingFailure, local_position
+from rating.engine import CallPrice, Party, RatingError, RatingFailure, local_position
 from rating.plan import BundlePeriod
 
 log = get_logger("charging")
@@ -96,6 +95,14 @@ class ChargingSettings:
             raise ValueError("reap_interval_s and reap_batch must be positive")
         if self.duplicate_window_s <= 0 or self.session_cache_size <= 0:
             raise ValueError("duplicate_window_s and session_cache_size must be positive")
+
+
+def tenant_path(chain: Sequence[Party]) -> tuple[str, ...]:
+    """The tenants from the operator down to the account's own tenant (the CDR's tenant path).
+
+    A tenant's CDRs, its resellers' included, are those whose path starts with its own.
+    """
+    return (chain[0].seller, *(party.buyer for party in chain[:-1]))
 
 
 _DENY_CODES: dict[DenyReason, DenialCode] = {
@@ -555,7 +562,7 @@ class ChargingService:
             start_ms=int(start * 1000),
             timezone=account.timezone,
             currency=account.currency,
-            tenant_path=tuple(p.buyer for p in chain[:-1]) or (account.tenant_id,),
+            tenant_path=tenant_path(chain),
             protocol=request.protocol,
             peer=request.peer,
             calling_raw=request.calling or "",
@@ -734,7 +741,7 @@ class ChargingService:
             for i, lv in enumerate(price.levels)
         )
         cdr = Cdr(
-            cdr_id=str(uuid.uuid4()),
+            cdr_id=new_cdr_id(end_ms),
             kind=kind,
             session_id=view.session_id,
             request_number=request_number,
@@ -932,7 +939,7 @@ class ChargingService:
             start_ms=int(start * 1000),
             timezone=account.timezone,
             currency=account.currency,
-            tenant_path=tuple(p.buyer for p in directory.chain(account)[:-1]),
+            tenant_path=tenant_path(directory.chain(account)),
             protocol=request.protocol,
             peer=request.peer,
             calling_raw=request.calling or "",
