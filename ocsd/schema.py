@@ -169,8 +169,148 @@ INSERT INTO currencies (code, name, minor_units, numeric_code) VALUES
     ('NGN', 'Naira', 2, 566), ('PLN', 'Zloty', 2, 985), ('SEK', 'Swedish Krona', 2, 752)
 """
 
+# Rated CDRs. Text columns carry the lengths ``cdr_writer.row`` cuts values to, so that a
+# value that reached the table always fits its indexes; the writer flags what it had to cut.
+# The column order is ``cdr_writer.row.CDR_COLUMNS`` (a test compares them).
+_CDR_COLUMNS = """
+    cdr_id VARCHAR(64) NOT NULL,
+    start_at TIMESTAMPTZ NOT NULL,
+    kind VARCHAR(16) NOT NULL,
+    session_id VARCHAR(512) NOT NULL,
+    request_number BIGINT NOT NULL,
+    account_id VARCHAR(128) NOT NULL,
+    tenant_path VARCHAR(512) NOT NULL,
+    protocol VARCHAR(16) NOT NULL,
+    peer VARCHAR(255) NOT NULL,
+    node VARCHAR(128) NOT NULL,
+    answer_at TIMESTAMPTZ,
+    end_at TIMESTAMPTZ NOT NULL,
+    timezone VARCHAR(64) NOT NULL,
+    duration_s INTEGER NOT NULL,
+    billed_s INTEGER NOT NULL,
+    charge_micros BIGINT NOT NULL,
+    debited_micros BIGINT NOT NULL,
+    balance_after_micros BIGINT NOT NULL,
+    currency VARCHAR(8) NOT NULL,
+    charge_unrounded VARCHAR(64) NOT NULL,
+    calling_raw VARCHAR(512) NOT NULL,
+    called_raw VARCHAR(512) NOT NULL,
+    calling VARCHAR(64) NOT NULL,
+    called VARCHAR(64) NOT NULL,
+    diversion VARCHAR(512) NOT NULL,
+    caller_ip VARCHAR(64) NOT NULL,
+    carrier VARCHAR(128) NOT NULL,
+    trunk VARCHAR(128) NOT NULL,
+    routing_number VARCHAR(64) NOT NULL,
+    prefix VARCHAR(64) NOT NULL,
+    destination VARCHAR(255) NOT NULL,
+    deck_id VARCHAR(128) NOT NULL,
+    deck_version BIGINT NOT NULL,
+    rate_micros BIGINT NOT NULL,
+    connect_fee_micros BIGINT NOT NULL,
+    bundle_id VARCHAR(128) NOT NULL,
+    bundle_s INTEGER NOT NULL,
+    fx_rate VARCHAR(64) NOT NULL,
+    levels {json} NOT NULL,
+    carrier_cost_micros BIGINT,
+    carrier_currency VARCHAR(8) NOT NULL,
+    hangup_cause VARCHAR(64) NOT NULL,
+    sip_status INTEGER NOT NULL,
+    q850_cause INTEGER NOT NULL,
+    hangup_side VARCHAR(16) NOT NULL,
+    flags VARCHAR(1024) NOT NULL,
+    trace VARCHAR(65536) NOT NULL,
+    extra {json} NOT NULL,
+    problems VARCHAR(4000) NOT NULL,
+    record_id VARCHAR(128) NOT NULL,
+    queued_at TIMESTAMPTZ NOT NULL,
+    written_at TIMESTAMPTZ NOT NULL"""
+
+_CDR_SIDE_TABLES = """
+CREATE TABLE cdr_daily (
+    day {day} NOT NULL,
+    account_id VARCHAR(128) NOT NULL,
+    destination VARCHAR(255) NOT NULL,
+    carrier VARCHAR(128) NOT NULL,
+    currency VARCHAR(8) NOT NULL,
+    tenant_path VARCHAR(512) NOT NULL,
+    calls BIGINT NOT NULL,
+    answered BIGINT NOT NULL,
+    duration_s BIGINT NOT NULL,
+    billed_s BIGINT NOT NULL,
+    charge_micros BIGINT NOT NULL,
+    debited_micros BIGINT NOT NULL,
+    PRIMARY KEY (day, account_id, destination, carrier, currency)
+);
+CREATE INDEX cdr_daily_account ON cdr_daily (account_id, day);
+CREATE INDEX cdr_daily_carrier ON cdr_daily (carrier, day);
+CREATE INDEX cdr_daily_tenant ON cdr_daily (tenant_path{pattern_ops}, day);
+CREATE TABLE cdr_rejects (
+    reject_id VARCHAR(128) PRIMARY KEY,
+    record_id VARCHAR(128) NOT NULL,
+    record_kind VARCHAR(16) NOT NULL,
+    item_id VARCHAR(128) NOT NULL,
+    account_id VARCHAR(128) NOT NULL,
+    amount_micros BIGINT NOT NULL,
+    balance_after_micros BIGINT NOT NULL,
+    queued_at TIMESTAMPTZ NOT NULL,
+    problems VARCHAR(4000) NOT NULL,
+    stored_in VARCHAR(16) NOT NULL,
+    payload {bytes} NOT NULL,
+    written_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX cdr_rejects_queued ON cdr_rejects (queued_at);
+CREATE INDEX cdr_rejects_item ON cdr_rejects (item_id)
+"""
+
+CDRS_SQLITE = (
+    "CREATE TABLE cdrs ("
+    + _CDR_COLUMNS
+    + """,
+    UNIQUE (cdr_id)
+);
+CREATE INDEX cdrs_account_start ON cdrs (account_id, start_at, cdr_id);
+CREATE INDEX cdrs_start ON cdrs (start_at, cdr_id);
+CREATE INDEX cdrs_tenant_start ON cdrs (tenant_path, start_at);
+CREATE INDEX cdrs_called_start ON cdrs (called, start_at);
+CREATE INDEX cdrs_calling_start ON cdrs (calling, start_at);
+CREATE INDEX cdrs_destination_start ON cdrs (destination, start_at);
+CREATE INDEX cdrs_carrier_start ON cdrs (carrier, start_at) WHERE carrier <> '';
+CREATE INDEX cdrs_hangup_start ON cdrs (hangup_cause, start_at);
+CREATE INDEX cdrs_problems_start ON cdrs (start_at) WHERE problems <> '';
+"""
+    + _CDR_SIDE_TABLES.replace("{day}", "TEXT").replace("{pattern_ops}", "")
+)
+
+# PostgreSQL: ``cdrs`` is partitioned by month of the start time. The writer creates the
+# monthly partitions ahead of time (``cdr_writer.pg_sink.ensure_partitions``); a CDR outside
+# them lands in ``cdrs_default`` and moves to its month when that partition is created. A
+# unique key on a partitioned table must contain the partition key, hence (cdr_id, start_at):
+# the start time is part of the CDR, so a replayed CDR always meets its first copy on it.
+# Indexes declared on ``cdrs`` are created on every partition.
+CDRS_POSTGRESQL = (
+    "CREATE TABLE cdrs ("
+    + _CDR_COLUMNS
+    + """,
+    PRIMARY KEY (cdr_id, start_at)
+) PARTITION BY RANGE (start_at);
+CREATE TABLE cdrs_default PARTITION OF cdrs DEFAULT;
+CREATE INDEX cdrs_account_start ON cdrs (account_id, start_at DESC, cdr_id DESC);
+CREATE INDEX cdrs_start ON cdrs (start_at DESC, cdr_id DESC);
+CREATE INDEX cdrs_tenant_start ON cdrs (tenant_path text_pattern_ops, start_at DESC);
+CREATE INDEX cdrs_called_start ON cdrs (called text_pattern_ops, start_at DESC);
+CREATE INDEX cdrs_calling_start ON cdrs (calling text_pattern_ops, start_at DESC);
+CREATE INDEX cdrs_destination_start ON cdrs (destination, start_at DESC);
+CREATE INDEX cdrs_carrier_start ON cdrs (carrier, start_at DESC) WHERE carrier <> '';
+CREATE INDEX cdrs_hangup_start ON cdrs (hangup_cause, start_at DESC);
+CREATE INDEX cdrs_problems_start ON cdrs (start_at DESC) WHERE problems <> '';
+"""
+    + _CDR_SIDE_TABLES.replace("{day}", "DATE").replace("{pattern_ops}", " text_pattern_ops")
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "master data, ledger and audit log", MASTER_DATA),
+    Migration(2, "rated CDRs, daily rollups and rejected records", CDRS_SQLITE, CDRS_POSTGRESQL),
 )
 
 
