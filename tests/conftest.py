@@ -2,12 +2,17 @@
 
 With ``OCSD_REQUIRE_SERVICES=1`` (set by ``.ci/run``) an integration test that skips — for
 lack of Redis, PostgreSQL or a peer program — fails the run.
+
+Records-database fixtures: every test gets its own SQLite file or PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 REQUIRE_SERVICES = os.environ.get("OCSD_REQUIRE_SERVICES") == "1"
@@ -22,3 +27,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.longrepr = (
             f"integration test skipped while OCSD_REQUIRE_SERVICES=1: {report.longrepr}"
         )
+
+
+PG_ADMIN_URL = os.environ.get("OCSD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_or_skip() -> None:
+    try:
+        psycopg.connect(PG_ADMIN_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
+        if os.environ.get("OCSD_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    _pg_or_skip()
+    name = f"ocsd_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.integration),
+    ]
+)
+def records_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
+    """The same test against SQLite and against the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/records.sqlite3"
+    else:
+        yield request.getfixturevalue("pg_url")

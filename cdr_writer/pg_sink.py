@@ -1,0 +1,284 @@
+"""CDR batches into PostgreSQL with COPY, idempotent on the CDR key, in one transaction.
+
+One batch, one transaction:
+
+1. ``COPY cdrs FROM STDIN`` inside a savepoint, the rows built while they stream (the
+   server inserts the first rows while the next ones are decoded). COPY inserts every row or
+   none: when it succeeds no row of the batch was stored before, and the ``cdr_daily``
+   rollups are the sums of the whole batch.
+2. Only if COPY met a key already stored (a batch replayed after a crash between commit and
+   acknowledgement, or taken over from another writer), the savepoint is rolled back and the
+   slow path runs: ``COPY cdr_stage`` (a session-local temporary table emptied at every
+   commit, without keys), then ``INSERT INTO cdrs SELECT ... ON CONFLICT DO NOTHING
+   RETURNING cdr_id``: the rollups add only the rows that returned.
+3. Ledger entries and rejected records, each idempotent on its own key.
+
+The connection runs in the writer's event loop (psycopg's async API). A lost connection is
+dropped and opened again on the next call; errors are sorted into ``SinkUnavailable`` (retry
+the same batch) and ``SinkDataError`` (SQLSTATE classes 22, 23, 54: the data is refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.adapt import Dumper
+
+from cdr_writer.partition import (
+    DEFAULT_PARTITION,
+    months_to_keep,
+    partition_bounds,
+    partition_name,
+)
+from cdr_writer.row import (
+    CDR_COLUMN_NAMES,
+    CDR_COLUMNS,
+    LEDGER_COLUMN_NAMES,
+    REJECT_COLUMN_NAMES,
+    Batch,
+    CdrRow,
+    daily_rollup,
+)
+from cdr_writer.sink import SinkDataError, SinkUnavailable, WriteResult
+
+_COLUMNS = ", ".join(CDR_COLUMN_NAMES)
+_CREATE_STAGE = "CREATE TEMPORARY TABLE IF NOT EXISTS cdr_stage (LIKE cdrs) ON COMMIT DELETE ROWS"
+_COPY_CDRS = f"COPY cdrs ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_STAGE = f"COPY cdr_stage ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+JSONB_OID = 3802
+_BINARY_TYPES = {"text": "text", "int": "int4", "bigint": "int8", "ts": "timestamptz"}
+_COPY_TYPES: list[int | str] = [
+    JSONB_OID if c.kind == "json" else _BINARY_TYPES[c.kind] for c in CDR_COLUMNS
+]
+
+
+class _JsonText(str):
+    """Registers ``_JsonTextDumper``; rows carry plain ``str``."""
+
+
+class _JsonTextDumper(Dumper):
+    """JSON text made by the row builder, sent in jsonb's binary form (version 1 + text)."""
+
+    format = pq.Format.BINARY
+    oid = JSONB_OID
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + str(obj).encode()
+
+
+_INSERT_FROM_STAGE = f"""
+INSERT INTO cdrs ({_COLUMNS})
+SELECT {_COLUMNS} FROM cdr_stage
+ON CONFLICT DO NOTHING
+RETURNING cdr_id
+"""
+# The keys arrive sorted, so two writers lock the same rows in the same order.
+_UPSERT_DAILY = """
+INSERT INTO cdr_daily AS d (day, account_id, destination, carrier, currency, tenant_path,
+    calls, answered, duration_s, billed_s, charge_micros, debited_micros)
+SELECT * FROM unnest(%s::date[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+    %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
+ON CONFLICT (day, account_id, destination, carrier, currency) DO UPDATE SET
+    tenant_path = EXCLUDED.tenant_path,
+    calls = d.calls + EXCLUDED.calls,
+    answered = d.answered + EXCLUDED.answered,
+    duration_s = d.duration_s + EXCLUDED.duration_s,
+    billed_s = d.billed_s + EXCLUDED.billed_s,
+    charge_micros = d.charge_micros + EXCLUDED.charge_micros,
+    debited_micros = d.debited_micros + EXCLUDED.debited_micros
+"""
+_INSERT_LEDGER = (
+    f"INSERT INTO ledger ({', '.join(LEDGER_COLUMN_NAMES)}) "
+    f"VALUES ({', '.join('%s' for _ in LEDGER_COLUMN_NAMES)}) ON CONFLICT (entry_id) DO NOTHING"
+)
+_INSERT_REJECT = (
+    f"INSERT INTO cdr_rejects ({', '.join(REJECT_COLUMN_NAMES)}) "
+    f"VALUES ({', '.join('%s' for _ in REJECT_COLUMN_NAMES)}) ON CONFLICT (reject_id) DO NOTHING"
+)
+_PARTITION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('ocsd.cdrs.partitions'))"
+
+DATA_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+"""Data exception, integrity violation, program limit exceeded: the batch, not the server."""
+
+
+def _failure(exc: psycopg.Error, what: str) -> SinkUnavailable | SinkDataError:
+    state = exc.sqlstate or ""
+    message = f"{what}: {str(exc).strip() or type(exc).__name__}"
+    if state[:2] in DATA_SQLSTATE_CLASSES:
+        return SinkDataError(message)
+    if state == "42P01":
+        message += " (run 'ocsd db upgrade')"
+    return SinkUnavailable(message)
+
+
+async def ensure_partitions(
+    conn: psycopg.AsyncConnection[Any], now: datetime, ahead: int
+) -> list[str]:
+    """Create the monthly partitions that must exist at ``now``; return those created.
+
+    A partition's rows may already sit in ``cdrs_default`` (a CDR that started in a month
+    nobody expected): they are moved into the new partition in the same transaction.
+    """
+    created: list[str] = []
+    for month in months_to_keep(now, ahead):
+        name = partition_name(month)
+        async with conn.transaction():
+            await conn.execute(_PARTITION_LOCK)
+            cursor = await conn.execute("SELECT to_regclass(%s)", (name,))
+            found = await cursor.fetchone()
+            if found is not None and found[0] is not None:
+                continue
+            low, high = partition_bounds(month)
+            await conn.execute("CREATE TEMPORARY TABLE cdr_move (LIKE cdrs) ON COMMIT DROP")
+            await conn.execute(
+                f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} "
+                "WHERE start_at >= %s AND start_at < %s RETURNING *) "
+                "INSERT INTO cdr_move SELECT * FROM moved",
+                (low, high),
+            )
+            # DDL takes no parameters; the bounds are our own ISO timestamps.
+            await conn.execute(
+                f"CREATE TABLE {name} PARTITION OF cdrs "
+                f"FOR VALUES FROM ('{low.isoformat()}') TO ('{high.isoformat()}')"
+            )
+            await conn.execute("INSERT INTO cdrs SELECT * FROM cdr_move")
+        created.append(name)
+    return created
+
+
+class PgSink:
+    """``CdrSink`` over PostgreSQL (schema from ``ocsd db upgrade``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        partitions_ahead_months: int = 3,
+        connect_timeout_s: float = 5.0,
+        statement_timeout_ms: int = 60_000,
+        application_name: str = "ocsd-cdr-writer",
+    ) -> None:
+        self.url = url
+        self.partitions_ahead_months = partitions_ahead_months
+        self.connect_timeout_s = connect_timeout_s
+        self.statement_timeout_ms = statement_timeout_ms
+        self.application_name = application_name
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        await self._drop()
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, round(self.connect_timeout_s)),
+                application_name=self.application_name,
+                options=f"-c statement_timeout={self.statement_timeout_ms}",
+            )
+        except psycopg.Error as exc:
+            raise SinkUnavailable(f"cannot connect: {str(exc).strip()}") from exc
+        # Binary COPY: the jsonb columns take the JSON text the row builder made.
+        conn.adapters.register_dumper(_JsonText, _JsonTextDumper)
+        try:
+            await conn.execute(_CREATE_STAGE)
+        except psycopg.Error as exc:
+            await conn.close()
+            raise _failure(exc, "cannot prepare the staging table") from exc
+        self._conn = conn
+        return conn
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+
+    async def prepare(self, now: datetime) -> None:
+        """Connect, check the schema and create the partitions ahead."""
+        await self.maintain(now)
+
+    async def maintain(self, now: datetime) -> list[str]:
+        """Create the partitions that must exist at ``now``."""
+        conn = await self._connection()
+        try:
+            return await ensure_partitions(conn, now, self.partitions_ahead_months)
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                await self._drop()
+            raise _failure(exc, "partition upkeep failed") from exc
+
+    async def write(self, batch: Batch) -> WriteResult:
+        """Store a batch in one transaction."""
+        conn = await self._connection()
+        try:
+            return await self._write(conn, batch)
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                await self._drop()
+            raise _failure(exc, "batch not stored") from exc
+        except asyncio.CancelledError:
+            # The transaction's fate is unknown to us: start again from a fresh connection.
+            await self._drop()
+            raise
+
+    async def _write(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> WriteResult:
+        inserted: list[CdrRow] = []
+        ledger = rejects = 0
+        async with conn.transaction(), conn.cursor() as cursor:
+            try:
+                async with conn.transaction(), cursor.copy(_COPY_CDRS) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for row in batch.cdr_rows():
+                        await copy.write_row(row)
+                inserted = batch.all_cdr_rows
+            except psycopg.errors.UniqueViolation:
+                inserted = await self._insert_new(cursor, batch.all_cdr_rows)
+            if inserted:
+                await self._add_daily(cursor, inserted)
+            batch.finish()
+            if batch.ledger_rows:
+                await cursor.executemany(_INSERT_LEDGER, batch.ledger_rows)
+                ledger = max(cursor.rowcount, 0)
+            if batch.reject_rows:
+                await cursor.executemany(_INSERT_REJECT, batch.reject_rows)
+                rejects = max(cursor.rowcount, 0)
+        return WriteResult(len(inserted), ledger, rejects)
+
+    async def _insert_new(
+        self, cursor: psycopg.AsyncCursor[Any], rows: list[CdrRow]
+    ) -> list[CdrRow]:
+        """The slow path: insert the rows not stored yet, return them."""
+        async with cursor.copy(_COPY_STAGE) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                await copy.write_row(row)
+        await cursor.execute(_INSERT_FROM_STAGE)
+        new_ids = {cdr_id for (cdr_id,) in await cursor.fetchall()}
+        fresh: list[CdrRow] = []
+        for row in rows:
+            # A CDR twice in one batch is inserted once: count it once.
+            if row[0] in new_ids:
+                new_ids.discard(row[0])
+                fresh.append(row)
+        return fresh
+
+    async def _add_daily(self, cursor: psycopg.AsyncCursor[Any], rows: list[CdrRow]) -> None:
+        totals = daily_rollup(rows)
+        keys = sorted(totals)
+        columns: list[list[Any]] = [[] for _ in range(12)]
+        for key in keys:
+            for i, value in enumerate((*key, *totals[key])):
+                columns[i].append(value)
+        await cursor.execute(_UPSERT_DAILY, columns)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._drop()
