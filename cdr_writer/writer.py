@@ -1,0 +1,303 @@
+"""The CDR writer: from the durable queue to the records database, exactly once.
+
+Rules:
+
+- A batch is read from the queue, turned into rows, and written in ONE transaction; its
+  records are acknowledged only after that transaction has committed. A writer killed at any
+  point leaves its records unacknowledged in the queue, which hands them back (to the same
+  consumer first) when it returns.
+- A record written twice (killed between commit and acknowledgement, a batch replayed) is
+  stored once: the sink skips rows whose key is already there and counts only the rows it
+  really inserted in the rollups.
+- While the records database is unavailable the same batch is retried with a growing wait;
+  nothing is dropped and nothing further is read, so the queue grows (in the store, which
+  bounds it) and an alarm is logged once it is deeper than ``queue_alarm_depth``.
+- Bad data never blocks the queue: records that do not decode or validate are stored flagged
+  (``cdr_writer.row``); a batch the database still refuses is split until the refused record
+  is alone, and that record is kept in ``cdr_rejects`` with the database's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
+
+from cdr_writer.row import Batch, QueuedRecordLike, reject_row
+from cdr_writer.settings import CdrWriterSettings
+from cdr_writer.sink import CdrSink, SinkDataError, SinkUnavailable, WriteResult
+
+R = TypeVar("R", bound=QueuedRecordLike)
+
+log = structlog.get_logger(component="cdr_writer")
+
+
+class RecordQueue(Protocol[R]):
+    """The durable queue the balance store fills (``balances.store.BalanceStore``)."""
+
+    async def read_records(self, consumer: str, count: int, block_ms: int) -> list[R]:
+        """Return queued records not yet acknowledged (first those this consumer left)."""
+
+    async def ack_records(self, records: Sequence[R]) -> None:
+        """Remove records from the queue once they are stored for good."""
+
+    async def queue_depth(self) -> int:
+        """Return how many records wait in the queue."""
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters since the writer started (for logs and metrics)."""
+
+    records: int = 0
+    """Records read and acknowledged."""
+    cdrs: int = 0
+    """CDR rows inserted."""
+    duplicates: int = 0
+    """CDRs and ledger entries that were already stored (replays)."""
+    ledger: int = 0
+    problems: int = 0
+    """Records stored with a problem flagged, or kept only in ``cdr_rejects``."""
+    batches: int = 0
+    write_failures: int = 0
+    """Writes that failed because the records database was unavailable (then retried)."""
+    splits: int = 0
+    """Batches split because the database refused their data."""
+    queue_failures: int = 0
+
+
+class CdrWriter(Generic[R]):
+    """Moves records from the queue to the records database; see the module rules."""
+
+    def __init__(
+        self,
+        queue: RecordQueue[R],
+        sink: CdrSink,
+        settings: CdrWriterSettings,
+        consumer: str,
+        *,
+        queue_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.queue = queue
+        self.sink = sink
+        self.settings = settings
+        self.consumer = consumer
+        self.queue_errors = queue_errors
+        self.clock = clock
+        self.stats = WriterStats()
+        self.queue_depth: int | None = None
+        """The queue depth last observed (None before the first check)."""
+        self.alarming = False
+        """Whether the queue is deeper than ``queue_alarm_depth``."""
+        self.ready = False
+        """Whether the sink is prepared (schema checked, partitions made)."""
+        self._next_depth_check = 0.0
+        self._next_maintenance = 0.0
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write batches until ``stop`` is set; the batch in hand is finished or left queued."""
+        log.info("cdr writer starting", consumer=self.consumer)
+        try:
+            if not await self._prepare(stop):
+                return
+            while not stop.is_set():
+                await self.step(stop)
+        finally:
+            log.info(
+                "cdr writer stopped",
+                consumer=self.consumer,
+                records=self.stats.records,
+                cdrs=self.stats.cdrs,
+                duplicates=self.stats.duplicates,
+                problems=self.stats.problems,
+            )
+
+    async def step(self, stop: asyncio.Event | None = None) -> int:
+        """Read one batch and store it; return how many records were acknowledged."""
+        stop = stop or asyncio.Event()
+        await self._housekeeping()
+        try:
+            records = await self.queue.read_records(
+                self.consumer, self.settings.batch_size, self.settings.read_block_ms
+            )
+        except self.queue_errors as exc:
+            self.stats.queue_failures += 1
+            log.warning("cdr queue read failed", error=str(exc) or type(exc).__name__)
+            await _wait(stop, self.settings.retry_max_ms / 1000)
+            return 0
+        if not records:
+            return 0
+        if not await self._store(records, stop):
+            return 0
+        if not await self._ack(records, stop):
+            return 0
+        self.stats.records += len(records)
+        return len(records)
+
+    async def _prepare(self, stop: asyncio.Event) -> bool:
+        delay = self.settings.retry_initial_ms / 1000
+        while not stop.is_set():
+            try:
+                await self.sink.prepare(self._now())
+            except SinkUnavailable as exc:
+                log.warning("records database unavailable", error=str(exc), retry_s=delay)
+                await _wait(stop, delay)
+                delay = min(delay * 2, self.settings.retry_max_ms / 1000)
+                continue
+            self.ready = True
+            self._next_maintenance = time.monotonic() + self.settings.partition_check_interval_s
+            return True
+        return False
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_depth_check:
+            self._next_depth_check = now + self.settings.depth_check_interval_s
+            await self.check_depth()
+        if self.ready and now >= self._next_maintenance:
+            self._next_maintenance = now + self.settings.partition_check_interval_s
+            try:
+                created = await self.sink.maintain(self._now())
+            except (SinkUnavailable, SinkDataError) as exc:
+                log.warning("partition upkeep failed; retrying later", error=str(exc))
+            else:
+                if created:
+                    log.info("partitions created", partitions=created)
+
+    async def check_depth(self) -> int | None:
+        """Look at the queue depth and raise or clear the alarm; return the depth."""
+        try:
+            depth = await self.queue.queue_depth()
+        except self.queue_errors as exc:
+            self.stats.queue_failures += 1
+            log.warning("cdr queue depth unknown", error=str(exc) or type(exc).__name__)
+            return None
+        self.queue_depth = depth
+        threshold = self.settings.queue_alarm_depth
+        if depth > threshold:
+            # Logged at every check while it lasts: an operator must not miss it.
+            log.error("cdr queue alarm", reason="queue_depth", depth=depth, threshold=threshold)
+            self.alarming = True
+        elif self.alarming:
+            log.warning("cdr queue alarm cleared", depth=depth, threshold=threshold)
+            self.alarming = False
+        return depth
+
+    # -- storing ---------------------------------------------------------------------------
+
+    async def _store(self, records: Sequence[R], stop: asyncio.Event) -> bool:
+        """Write the records until they are committed; False if told to stop first."""
+        delay = self.settings.retry_initial_ms / 1000
+        while True:
+            try:
+                result = await self._write_group(records)
+            except SinkUnavailable as exc:
+                self.stats.write_failures += 1
+                log.warning(
+                    "records database unavailable; batch kept in the queue",
+                    reason="sink_unavailable",
+                    error=str(exc),
+                    records=len(records),
+                    retry_s=delay,
+                )
+                if stop.is_set():
+                    return False
+                await _wait(stop, delay)
+                if stop.is_set():
+                    return False
+                delay = min(delay * 2, self.settings.retry_max_ms / 1000)
+                await self.check_depth()
+                continue
+            self.stats.batches += 1
+            self.stats.cdrs += result.cdrs
+            self.stats.ledger += result.ledger
+            return True
+
+    async def _write_group(self, records: Sequence[R]) -> WriteResult:
+        batch = Batch(records, self._now())
+        try:
+            result = await self.sink.write(batch)
+        except SinkDataError as exc:
+            return await self._write_apart(records, exc)
+        self._count(batch, result)
+        return result
+
+    async def _write_apart(self, records: Sequence[R], error: SinkDataError) -> WriteResult:
+        """The database refused a batch: write halves, and keep a lone refused record aside."""
+        if len(records) == 1:
+            record = records[0]
+            problem = f"refused by the records database: {error}"
+            log.error(
+                "record refused by the records database; kept in cdr_rejects",
+                reason="refused",
+                record_id=record.record_id,
+                error=str(error),
+            )
+            batch = Batch(reject_rows=[reject_row(record, "", [problem], "", self._now())])
+            try:
+                result = await self.sink.write(batch)
+            except SinkDataError as exc:
+                # Even its raw form is refused: the database is broken, not the record.
+                raise SinkUnavailable(f"cannot store a rejected record: {exc}") from exc
+            self._count(batch, result)
+            return result
+        self.stats.splits += 1
+        middle = len(records) // 2
+        first = await self._write_group(records[:middle])
+        return first + await self._write_group(records[middle:])
+
+    def _count(self, batch: Batch, result: WriteResult) -> None:
+        self.stats.duplicates += len(batch.all_cdr_rows) - result.cdrs
+        self.stats.duplicates += len(batch.ledger_rows) - result.ledger
+        if batch.problems:
+            self.stats.problems += batch.problems
+            log.warning(
+                "records stored with problems",
+                reason="bad_record",
+                count=batch.problems,
+                problems=[row[8] for row in batch.reject_rows[:5]],
+            )
+
+    async def _ack(self, records: Sequence[R], stop: asyncio.Event) -> bool:
+        """Acknowledge stored records; on failure they come back and are skipped as stored."""
+        delay = self.settings.retry_initial_ms / 1000
+        while True:
+            try:
+                await self.queue.ack_records(records)
+            except self.queue_errors as exc:
+                self.stats.queue_failures += 1
+                log.warning("cdr queue ack failed", error=str(exc) or type(exc).__name__)
+                if stop.is_set():
+                    return False
+                await _wait(stop, delay)
+                delay = min(delay * 2, self.settings.retry_max_ms / 1000)
+                continue
+            return True
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def describe(self) -> dict[str, Any]:
+        """The writer's state for logs and the metrics endpoint."""
+        return {
+            "consumer": self.consumer,
+            "ready": self.ready,
+            "queue_depth": self.queue_depth,
+            "alarming": self.alarming,
+            **asdict(self.stats),
+        }
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
