@@ -28,7 +28,6 @@ import hmac
 import secrets
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Final, cast
 
 from protocols.radius.attribute import (
@@ -140,24 +139,105 @@ _REPLIES: Final[dict[Code, frozenset[Code]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class Packet:
-    """A decoded RADIUS packet; attributes stay raw and in wire order.
+    """A decoded RADIUS packet (immutable); attributes stay raw and in wire order.
 
     ``attributes`` holds every attribute as ``(type, value)``, Vendor-Specific ones included;
     ``vendor_attributes`` holds the sub-attributes of those in the RFC 2865 section 5.26
-    format as ``(vendor, vendor_type, value)``. Typed accessors read through ``dictionary``.
+    format as ``(vendor, vendor_type, value)``. Both are split from ``raw`` on first use:
+    :func:`decode_packet` only validates the structure, and the views read ``raw`` directly.
+    Typed accessors read through ``dictionary``. Build one with :func:`decode_packet`.
     """
+
+    __slots__ = (
+        "_attributes",
+        "_nonstandard_vsa_count",
+        "_vendor_attributes",
+        "authenticator",
+        "code",
+        "dictionary",
+        "has_proxy_state",
+        "identifier",
+        "message_authenticator_at",
+        "raw",
+    )
 
     code: Code
     identifier: int
     authenticator: bytes
-    attributes: tuple[tuple[int, bytes], ...]
-    vendor_attributes: tuple[tuple[int, int, bytes], ...]
-    raw: bytes = field(repr=False)
-    dictionary: Dictionary = field(repr=False, compare=False)
-    message_authenticator_at: int = field(default=_MA_MISSING, repr=False, compare=False)
-    nonstandard_vsa_count: int = field(default=0, repr=False, compare=False)
+    raw: bytes
+    dictionary: Dictionary
+    message_authenticator_at: int
+    """Offset of the Message-Authenticator value in ``raw``; -1 if absent, -2 if malformed."""
+    has_proxy_state: bool
+    _attributes: tuple[tuple[int, bytes], ...] | None
+    _vendor_attributes: tuple[tuple[int, int, bytes], ...]
+    _nonstandard_vsa_count: int
+
+    def __init__(self) -> None:
+        raise TypeError("a Packet comes from decode_packet()")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Packet is immutable, cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Packet is immutable, cannot delete {name}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Packet) and self.raw == other.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        return (
+            f"Packet(code={self.code!r}, identifier={self.identifier}, "
+            f"authenticator={self.authenticator.hex()}, attributes={self.attributes!r})"
+        )
+
+    @property
+    def attributes(self) -> tuple[tuple[int, bytes], ...]:
+        """Every attribute as ``(type, value)`` in wire order."""
+        found = self._attributes
+        if found is None:
+            found = self._split()
+        return found
+
+    @property
+    def vendor_attributes(self) -> tuple[tuple[int, int, bytes], ...]:
+        """Vendor-Specific sub-attributes as ``(vendor, vendor_type, value)`` in wire order."""
+        if self._attributes is None:
+            self._split()
+        return self._vendor_attributes
+
+    @property
+    def nonstandard_vsa_count(self) -> int:
+        """How many Vendor-Specific attributes are not in the RFC 2865 §5.26 format."""
+        if self._attributes is None:
+            self._split()
+        return self._nonstandard_vsa_count
+
+    def _split(self) -> tuple[tuple[int, bytes], ...]:
+        data = self.raw
+        length = len(data)
+        attributes: list[tuple[int, bytes]] = []
+        vendor_attributes: list[tuple[int, int, bytes]] = []
+        nonstandard = 0
+        pos = MIN_PACKET_OCTETS
+        while pos < length:  # lengths were validated by decode_packet
+            type_ = data[pos]
+            end = pos + data[pos + 1]
+            attributes.append((type_, data[pos + 2 : end]))
+            if type_ == VENDOR_SPECIFIC and (
+                end - pos < 8 or not _split_standard_vsa(data, pos + 2, end, vendor_attributes)
+            ):
+                nonstandard += 1
+            pos = end
+        found = tuple(attributes)
+        _set_vendor_attributes(self, tuple(vendor_attributes))
+        _set_nonstandard(self, nonstandard)
+        _set_attributes(self, found)
+        return found
 
     # -- raw access -------------------------------------------------------------------
 
@@ -234,8 +314,8 @@ class Packet:
 
 
 def _slot_setter(name: str) -> Callable[[Packet, object], None]:
-    # Writing the slots directly builds a frozen Packet without dataclass' per-field
-    # object.__setattr__ calls: decode is on the per-request path.
+    # Writing the slots through their descriptors bypasses Packet.__setattr__, which refuses
+    # every write from outside this module.
     return cast(Callable[[Packet, object], None], vars(Packet)[name].__set__)
 
 
@@ -243,12 +323,13 @@ _new = object.__new__
 _set_code = _slot_setter("code")
 _set_identifier = _slot_setter("identifier")
 _set_authenticator = _slot_setter("authenticator")
-_set_attributes = _slot_setter("attributes")
-_set_vendor_attributes = _slot_setter("vendor_attributes")
 _set_raw = _slot_setter("raw")
 _set_dictionary = _slot_setter("dictionary")
 _set_ma = _slot_setter("message_authenticator_at")
-_set_nonstandard = _slot_setter("nonstandard_vsa_count")
+_set_proxy_state = _slot_setter("has_proxy_state")
+_set_attributes = _slot_setter("_attributes")
+_set_vendor_attributes = _slot_setter("_vendor_attributes")
+_set_nonstandard = _slot_setter("_nonstandard_vsa_count")
 
 
 def decode_packet(data: bytes, dictionary: Dictionary | None = None) -> Packet:
@@ -269,42 +350,35 @@ def decode_packet(data: bytes, dictionary: Dictionary | None = None) -> Packet:
         raise RadiusError(DropReason.UNKNOWN_CODE, f"code {code_number}")
     if size > length:
         data = data[:length]  # RFC 2865 section 3: octets past Length are padding
-    attributes: list[tuple[int, bytes]] = []
-    append = attributes.append
-    vendor_attributes: list[tuple[int, int, bytes]] = []
     ma_at = _MA_MISSING
-    nonstandard = 0
+    proxy_state = False
     pos = MIN_PACKET_OCTETS
     try:
         while pos < length:
-            type_ = data[pos]
-            end = pos + data[pos + 1]
-            if end < pos + 2 or end > length:
+            size = data[pos + 1]  # IndexError: the attribute header is cut
+            if size < 2:
                 raise RadiusError(
-                    DropReason.BAD_ATTRIBUTE,
-                    f"attribute {type_} at offset {pos} has length {data[pos + 1]}",
+                    DropReason.BAD_ATTRIBUTE, f"attribute {data[pos]} at {pos} has length {size}"
                 )
-            append((type_, data[pos + 2 : end]))
-            if type_ == VENDOR_SPECIFIC:
-                if end - pos < 8 or not _split_standard_vsa(data, pos + 2, end, vendor_attributes):
-                    nonstandard += 1
-            elif type_ == MESSAGE_AUTHENTICATOR:
-                ma_at = pos + 2 if ma_at == _MA_MISSING and end - pos == 18 else _MA_INVALID
-            pos = end
+            type_ = data[pos]
+            if type_ == MESSAGE_AUTHENTICATOR:
+                ma_at = pos + 2 if ma_at == _MA_MISSING and size == 18 else _MA_INVALID
+            elif type_ == PROXY_STATE:
+                proxy_state = True
+            pos += size
     except IndexError:
-        raise RadiusError(
-            DropReason.BAD_ATTRIBUTE, f"attribute header at offset {pos} runs past the end"
-        ) from None
+        pos = length + 1
+    if pos != length:
+        raise RadiusError(DropReason.BAD_ATTRIBUTE, "the last attribute runs past the end")
     packet = _new(Packet)
     _set_code(packet, code)
     _set_identifier(packet, identifier)
     _set_authenticator(packet, data[4:20])
-    _set_attributes(packet, tuple(attributes))
-    _set_vendor_attributes(packet, tuple(vendor_attributes))
     _set_raw(packet, data)
     _set_dictionary(packet, default_dictionary() if dictionary is None else dictionary)
     _set_ma(packet, ma_at)
-    _set_nonstandard(packet, nonstandard)
+    _set_proxy_state(packet, proxy_state)
+    _set_attributes(packet, None)
     return packet
 
 
@@ -522,7 +596,7 @@ def encode_reply(
     attributes are copied last, unmodified and in order (RFC 2865 section 5.33).
     """
     body = _body(attributes)
-    if copy_proxy_state:
+    if copy_proxy_state and request.has_proxy_state:
         proxy_state = [(t, v) for t, v in request.attributes if t == PROXY_STATE]
         if proxy_state:
             body += _body(proxy_state)
@@ -605,10 +679,8 @@ def encrypt_user_password(password: bytes, secret: bytes, authenticator: bytes) 
     out = bytearray()
     last = authenticator
     for i in range(0, len(padded), 16):
-        key = hashlib.md5(secret + last).digest()
-        block = bytes(a ^ b for a, b in zip(padded[i : i + 16], key, strict=True))
-        out += block
-        last = block
+        last = _xor16(padded[i : i + 16], hashlib.md5(secret + last).digest())
+        out += last
     return bytes(out)
 
 
@@ -619,11 +691,14 @@ def decrypt_user_password(value: bytes, secret: bytes, authenticator: bytes) -> 
     out = bytearray()
     last = authenticator
     for i in range(0, len(value), 16):
-        key = hashlib.md5(secret + last).digest()
         block = value[i : i + 16]
-        out += bytes(a ^ b for a, b in zip(block, key, strict=True))
+        out += _xor16(block, hashlib.md5(secret + last).digest())
         last = block
     return bytes(out).rstrip(b"\x00")
+
+
+def _xor16(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(16, "big")
 
 
 # -- duplicates ------------------------------------------------------------------------
