@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
-from protocols.radius.dictionary import AttributeDef, DataType, Dictionary
+from protocols.radius.dictionary import AttributeDef, DataType, Dictionary, default_dictionary
 
 __all__ = [
     "MAX_VALUE_OCTETS",
@@ -22,6 +22,7 @@ __all__ = [
     "decode_value",
     "encode_attribute",
     "encode_value",
+    "h323_attribute",
     "integer_attribute",
     "ipaddr_attribute",
     "octets_attribute",
@@ -184,6 +185,17 @@ def cisco_avpair(key: str, value: str) -> Attribute:
     return vendor_attribute(CISCO_VENDOR_ID, CISCO_AVPAIR, f"{key}={value}".encode())
 
 
+def h323_attribute(name: str, value: str | int, dictionary: Dictionary | None = None) -> Attribute:
+    """A Cisco h323-* VSA as gateways expect it: ``h323-credit-time=3600`` (vendor 9)."""
+    definition = (dictionary or default_dictionary()).attribute(name)
+    if definition.vendor != CISCO_VENDOR_ID:
+        raise ValueError(f"{definition.name} is not a Cisco VSA")
+    text = str(value)
+    if not text.startswith(f"{definition.name}="):
+        text = f"{definition.name}={text}"
+    return vendor_attribute(CISCO_VENDOR_ID, definition.number, text.encode())
+
+
 def parse_avpair(text: str) -> tuple[str, str]:
     """Split a Cisco AV pair at its first ``=`` (mandatory) or ``*`` (optional) separator."""
     equals, star = text.find("="), text.find("*")
@@ -209,6 +221,7 @@ def encode_attribute(dictionary: Dictionary, name: str, value: Value) -> tuple[A
         definition.vendor == CISCO_VENDOR_ID
         and definition.name.lower().startswith("h323-")
         and isinstance(value, str | int)
+        and not str(value).startswith(f"{definition.name}=")
     ):
         value = f"{definition.name}={value}"
     raw = encode_value(definition, value)

@@ -132,7 +132,15 @@ class AttributeDef:
 class Dictionary:
     """An immutable set of attribute, vendor and value definitions."""
 
-    __slots__ = ("_attributes", "_by_key", "_derived", "_value_names", "_values", "_vendors")
+    __slots__ = (
+        "_attributes",
+        "_by_key",
+        "_derived",
+        "_value_names",
+        "_values",
+        "_vendor_numbers",
+        "_vendors",
+    )
 
     def __init__(
         self,
@@ -144,6 +152,9 @@ class Dictionary:
         self._attributes = dict(attributes)
         self._by_key = dict(by_key)
         self._vendors = dict(vendors)
+        self._vendor_numbers: dict[int, VendorDef] = {}
+        for vendor in self._vendors.values():
+            self._vendor_numbers.setdefault(vendor.number, vendor)
         self._values = {k: dict(v) for k, v in values.items()}
         self._value_names: dict[str, dict[int, str]] = {}
         for attr, names in self._values.items():
@@ -170,21 +181,16 @@ class Dictionary:
     def vendor(self, name_or_number: str | int) -> VendorDef:
         """The vendor with this name (case-insensitive) or number; ``KeyError`` if unknown."""
         if isinstance(name_or_number, int):
-            for vendor in self._vendors.values():
-                if vendor.number == name_or_number:
-                    return vendor
+            found = self._vendor_numbers.get(name_or_number)
         else:
             found = self._vendors.get(name_or_number.lower())
-            if found is not None:
-                return found
-        raise KeyError(f"unknown RADIUS vendor {name_or_number!r}")
+        if found is None:
+            raise KeyError(f"unknown RADIUS vendor {name_or_number!r}")
+        return found
 
     def vendor_format(self, number: int) -> VendorDef | None:
         """The vendor with this number, or None when the dictionary does not define it."""
-        for vendor in self._vendors.values():
-            if vendor.number == number:
-                return vendor
-        return None
+        return self._vendor_numbers.get(number)
 
     def value(self, attribute: str, name: str) -> int:
         """The number of ``VALUE attribute name``; ``KeyError`` if not defined."""

@@ -24,6 +24,7 @@ from protocols.radius.attribute import (
     MalformedAttribute,
     cisco_avpair,
     encode_attribute,
+    h323_attribute,
     integer_attribute,
     ipaddr_attribute,
     string_attribute,
@@ -478,3 +479,22 @@ def test_retransmission_key() -> None:
     assert retransmission_key(("2001:db8::1", 1645, 0, 0), packet)[0] == "2001:db8::1"
     other = decode_packet(_access())
     assert retransmission_key(("192.0.2.1", 1645), other) != key
+
+
+def test_h323_builders() -> None:
+    assert h323_attribute("h323-credit-time", 60) == encode_attribute(D, "h323-credit-time", 60)[0]
+    assert h323_attribute("h323-return-code", "h323-return-code=0") == h323_attribute(
+        "h323-return-code", 0
+    )
+    assert encode_attribute(D, "h323-currency", "h323-currency=EUR") == (
+        vendor_attribute(9, 110, b"h323-currency=EUR"),
+    )
+    with pytest.raises(ValueError, match="not a Cisco VSA"):
+        h323_attribute("User-Name", "x")
+
+
+def test_package_exports() -> None:
+    from protocols import radius
+
+    for name in radius.__all__:
+        assert getattr(radius, name) is not None
