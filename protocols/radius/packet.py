@@ -332,11 +332,15 @@ _set_vendor_attributes = _slot_setter("_vendor_attributes")
 _set_nonstandard = _slot_setter("_nonstandard_vsa_count")
 
 
-def decode_packet(data: bytes, dictionary: Dictionary | None = None) -> Packet:
+def decode_packet(
+    datagram: bytes | bytearray | memoryview, dictionary: Dictionary | None = None
+) -> Packet:
     """Decode one datagram; :class:`RadiusError` if it must be dropped.
 
     ``dictionary`` (default: :func:`default_dictionary`) only serves the typed accessors.
     """
+    # a bytearray or memoryview would leak into the attribute values
+    data = datagram if type(datagram) is bytes else bytes(datagram)
     size = len(data)
     if size < MIN_PACKET_OCTETS:
         raise RadiusError(DropReason.TRUNCATED, f"{size} octets, a header needs 20")

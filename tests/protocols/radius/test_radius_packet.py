@@ -498,3 +498,10 @@ def test_package_exports() -> None:
 
     for name in radius.__all__:
         assert getattr(radius, name) is not None
+
+
+def test_decode_accepts_buffers() -> None:
+    for buffer in (bytearray(RFC_7_1_REQUEST), memoryview(RFC_7_1_REQUEST)):
+        packet = decode_packet(buffer)
+        assert type(packet.authenticator) is bytes
+        assert packet == decode_packet(RFC_7_1_REQUEST)
