@@ -89,6 +89,8 @@ class Config:
     node_id: str = ""
     """Names this node in CDRs, logs and Diameter Origin-State; defaults to the host name."""
     data_dir: str = ""
+    workers: int = 0
+    """Worker processes sharing the listening ports; 0: one per core."""
     master_poll_s: float = 2.0
     """How often the daemon looks for changed master data (accounts, identities, decks)."""
     stores: StoreSettings = field(default_factory=StoreSettings)
@@ -122,6 +124,8 @@ class Config:
 def check(config: Config) -> list[str]:
     """Cross-section checks; returns messages naming the keys (empty when all is well)."""
     problems: list[str] = []
+    if config.workers < 0:
+        problems.append("workers must be 0 (one per core) or more")
     if config.master_poll_s <= 0:
         problems.append("master_poll_s must be positive")
     ports: dict[tuple[str, int], str] = {}

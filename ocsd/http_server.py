@@ -39,7 +39,7 @@ from ocsd.charging_types import (
 from ocsd.directory import Candidate
 from ocsd.logs import get_logger
 from ocsd.master import IdentityKind
-from ocsd.metrics import Metrics
+from ocsd.metrics import Metrics, registry_for_export
 
 log = get_logger("http")
 
@@ -202,7 +202,7 @@ class HttpServer:
         )
 
     async def metrics_page(self, _: web.Request) -> web.Response:
-        data = generate_latest(self.metrics.registry)
+        data = generate_latest(registry_for_export(self.metrics))
         return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # -- charging API --------------------------------------------------------------------

@@ -7,7 +7,9 @@ process merges them for ``/metrics`` (see ``ocsd.workers``).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
 LATENCY_BUCKETS = (
     0.0002,
@@ -116,3 +118,24 @@ class Metrics:
             ("protocol",),
             registry=r,
         )
+
+
+def enable_multiprocess_metrics(directory: str) -> None:
+    """Keep metric values in files under ``directory`` so that workers' series add up.
+
+    Must run before any metric is created (the Metrics objects are built in the workers).
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def registry_for_export(metrics: Metrics) -> CollectorRegistry:
+    """The registry ``/metrics`` serves: this process's, or all workers' in multiprocess mode."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return metrics.registry
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
