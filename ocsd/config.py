@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lcr.settings import LcrSettings
 from ocsd.typed_yaml import ConfigError, load_typed, load_typed_file
 from rating.dialplan import DialPlanSettings
 
@@ -88,6 +89,7 @@ class Config:
     data_dir: str = ""
     stores: StoreSettings = field(default_factory=StoreSettings)
     rating: RatingSettings = field(default_factory=RatingSettings)
+    lcr: LcrSettings = field(default_factory=LcrSettings)
     logging: LogSettings = field(default_factory=LogSettings)
 
     @property
