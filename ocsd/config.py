@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lcr.settings import LcrSettings
 from ocsd.charging import ChargingSettings
 from ocsd.http_server import HttpSettings
 from ocsd.radius_server import RadiusSettings
@@ -98,6 +99,7 @@ class Config:
     charging: ChargingSettings = field(default_factory=ChargingSettings)
     radius: RadiusSettings = field(default_factory=RadiusSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    lcr: LcrSettings = field(default_factory=LcrSettings)
     logging: LogSettings = field(default_factory=LogSettings)
 
     @property

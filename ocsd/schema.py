@@ -169,8 +169,116 @@ INSERT INTO currencies (code, name, minor_units, numeric_code) VALUES
     ('NGN', 'Naira', 2, 566), ('PLN', 'Zloty', 2, 985), ('SEK', 'Swedish Krona', 2, 752)
 """
 
+ROUTING = """
+CREATE TABLE carriers (
+    carrier_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    currency TEXT NOT NULL REFERENCES currencies(code),
+    deck_id TEXT UNIQUE REFERENCES rate_decks(deck_id),
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    priority INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
+    weight INTEGER NOT NULL DEFAULT 1 CHECK (weight >= 0),
+    max_calls INTEGER NOT NULL DEFAULT 0 CHECK (max_calls >= 0),
+    max_cps INTEGER NOT NULL DEFAULT 0 CHECK (max_cps >= 0),
+    tech_prefix TEXT NOT NULL DEFAULT '',
+    number_rules TEXT NOT NULL DEFAULT '[]',
+    caller_id_rule TEXT,
+    send_routing_number INTEGER NOT NULL DEFAULT 0 CHECK (send_routing_number IN (0, 1)),
+    rounding_scope TEXT NOT NULL,
+    rounding_mode TEXT NOT NULL,
+    created_at {ts} NOT NULL,
+    updated_at {ts} NOT NULL
+);
+CREATE TABLE trunks (
+    trunk_id TEXT PRIMARY KEY,
+    carrier_id TEXT NOT NULL REFERENCES carriers(carrier_id),
+    address TEXT NOT NULL DEFAULT '',
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    priority INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
+    weight INTEGER NOT NULL DEFAULT 1 CHECK (weight >= 0),
+    max_calls INTEGER NOT NULL DEFAULT 0 CHECK (max_calls >= 0),
+    max_cps INTEGER NOT NULL DEFAULT 0 CHECK (max_cps >= 0),
+    tech_prefix TEXT,
+    number_rules TEXT NOT NULL DEFAULT '[]',
+    caller_id_rule TEXT,
+    created_at {ts} NOT NULL,
+    updated_at {ts} NOT NULL
+);
+CREATE INDEX trunks_carrier ON trunks (carrier_id);
+CREATE TABLE route_plans (
+    route_plan_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    strategy TEXT NOT NULL,
+    typical_duration_s INTEGER CHECK (typical_duration_s > 0),
+    min_margin_micros {bigint} CHECK (min_margin_micros >= 0),
+    min_margin_percent TEXT,
+    floor_min_asr TEXT NOT NULL DEFAULT '0',
+    floor_min_acd_s INTEGER NOT NULL DEFAULT 0,
+    floor_min_ner TEXT NOT NULL DEFAULT '0',
+    floor_max_pdd_ms INTEGER NOT NULL DEFAULT 0,
+    created_at {ts} NOT NULL,
+    updated_at {ts} NOT NULL
+);
+CREATE TABLE route_entries (
+    route_plan_id TEXT NOT NULL REFERENCES route_plans(route_plan_id),
+    prefix TEXT NOT NULL,
+    carrier_id TEXT NOT NULL REFERENCES carriers(carrier_id),
+    priority INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
+    weight INTEGER NOT NULL DEFAULT 1 CHECK (weight >= 0),
+    PRIMARY KEY (route_plan_id, prefix, carrier_id)
+);
+CREATE TABLE route_plan_strategies (
+    route_plan_id TEXT NOT NULL REFERENCES route_plans(route_plan_id),
+    prefix TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    PRIMARY KEY (route_plan_id, prefix)
+);
+CREATE TABLE caller_id_pools (
+    pool_id TEXT PRIMARY KEY,
+    created_at {ts} NOT NULL
+);
+CREATE TABLE caller_id_pool_numbers (
+    pool_id TEXT NOT NULL REFERENCES caller_id_pools(pool_id),
+    number TEXT NOT NULL,
+    PRIMARY KEY (pool_id, number)
+);
+CREATE TABLE caller_id_rules (
+    rule_id TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    pool_id TEXT REFERENCES caller_id_pools(pool_id),
+    strip INTEGER NOT NULL DEFAULT 0 CHECK (strip >= 0),
+    add_prefix TEXT NOT NULL DEFAULT '',
+    when_prefix TEXT NOT NULL DEFAULT '',
+    created_at {ts} NOT NULL
+);
+CREATE TABLE lcr_bindings (
+    subject_kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    route_plan_id TEXT REFERENCES route_plans(route_plan_id),
+    caller_id_rule TEXT REFERENCES caller_id_rules(rule_id),
+    PRIMARY KEY (subject_kind, subject_id)
+);
+CREATE TABLE portability_imports (
+    import_id {serial_pk},
+    imported_at {ts} NOT NULL,
+    imported_by TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    row_count {bigint} NOT NULL,
+    removed {bigint} NOT NULL DEFAULT 0
+);
+CREATE TABLE ported_numbers (
+    number TEXT PRIMARY KEY,
+    routing_number TEXT NOT NULL,
+    carrier_id TEXT NOT NULL DEFAULT '',
+    import_id {bigint} NOT NULL
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "master data, ledger and audit log", MASTER_DATA),
+    Migration(3, "carriers, trunks, route plans, caller-ID rules, ported numbers", ROUTING),
 )
 
 
