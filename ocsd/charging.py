@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -160,6 +160,16 @@ class SessionView:
     diversion: str
     services: dict[str, ServiceUse] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    answer_ms: int | None = None
+    _price_state: list[Any] | None = None
+
+    def copy(self) -> SessionView:
+        """A working copy to change before the store confirms the step."""
+        return replace(
+            self,
+            services={key: replace(use) for key, use in self.services.items()},
+            extra=dict(self.extra),
+        )
 
     def encode(self) -> bytes:
         """The session state kept by the store."""
@@ -169,7 +179,7 @@ class SessionView:
                 self.session_id,
                 self.account_id,
                 self.version,
-                self.price.to_state(),
+                self._cached_price_state(),
                 self.start_ms,
                 self.timezone,
                 self.currency,
@@ -193,10 +203,16 @@ class SessionView:
                     for key, s in self.services.items()
                 },
                 self.extra,
+                self.answer_ms,
             ],
             use_bin_type=True,
         )
         return packed
+
+    def _cached_price_state(self) -> list[Any]:
+        if self._price_state is None:
+            self._price_state = self.price.to_state()
+        return self._price_state
 
     @classmethod
     def decode(cls, data: bytes) -> SessionView:
@@ -220,6 +236,7 @@ class SessionView:
             diversion,
             services,
             extra,
+            answer_ms,
         ) = msgpack.unpackb(data, raw=False)
         if version != STATE_VERSION:
             raise ValueError(f"unknown session state version {version}")
@@ -241,6 +258,7 @@ class SessionView:
             diversion=diversion,
             services={key: ServiceUse(*values) for key, values in services.items()},
             extra=dict(extra),
+            answer_ms=answer_ms,
         )
 
 
@@ -381,6 +399,9 @@ class ChargingService:
             if service is None:
                 service = view.services[unit.key] = ServiceUse(unit.rating_group, unit.service_id)
             used = service.used_s + (unit.used_s if adding else 0)
+            if adding and unit.total_used_s is not None:
+                # Peers that report totals: never count backwards (a late interim).
+                used = max(service.used_s, unit.total_used_s)
             asked = unit.requested_s if unit.requested_s is not None else settings.default_grant_s
             want = max(0, min(asked, settings.max_grant_s))
             if bundle is None or period is None:
@@ -668,7 +689,9 @@ class ChargingService:
             now = self.clock()
             day, month = self._periods(directory, view.timezone, now)
             period = self._bundle_period(view.price, day, month)
-            working = SessionView.decode(view.encode())
+            working = view.copy()
+            if working.answer_ms is None and request.answer_time is not None:
+                working.answer_ms = int(request.answer_time * 1000)
             wants, holds, bundle_holds = self._wants(working, request.units, period, adding=True)
             for want in wants:
                 working.services[want.key].used_s = want.used_s
@@ -752,6 +775,7 @@ class ChargingService:
             node=self.node,
             start_ms=view.start_ms,
             end_ms=end_ms,
+            answer_ms=view.answer_ms,
             timezone=view.timezone,
             duration_s=total_used,
             billed_s=billed,
@@ -790,17 +814,17 @@ class ChargingService:
             directory = self._directory()
             view = await self._view(directory, request)
             if view is None:
+                if request.identities or request.source_ip:
+                    # A stop whose session we never saw (a lost start): rate and charge it
+                    # once, as a one-off keyed by the same session and request number.
+                    return await self._orphan_stop(request)
                 log.info("denied", reason="unknown_session", session_id=request.session_id)
                 return Denial(DenialCode.UNKNOWN_SESSION, "no such session")
             now = self.clock()
-            working = SessionView.decode(view.encode())
-            for unit in request.units:
-                service = working.services.get(unit.key)
-                if service is None:
-                    service = working.services[unit.key] = ServiceUse(
-                        unit.rating_group, unit.service_id
-                    )
-                service.used_s += unit.used_s
+            working = view.copy()
+            if working.answer_ms is None and request.answer_time is not None:
+                working.answer_ms = int(request.answer_time * 1000)
+            self._count_final_usage(working, request)
             outcome = await self._close(
                 working,
                 request.request_number,
@@ -809,15 +833,160 @@ class ChargingService:
                 request.hangup_cause,
                 request.hangup_side,
                 expected_version=view.version,
+                end_time=request.end_time,
             )
+            self._sessions.pop(request.session_id, None)
             if outcome is not None:
-                self._sessions.pop(request.session_id, None)
                 self._remember_finished(request, outcome, now)
                 return outcome
-            self._sessions.pop(request.session_id, None)
             if attempt == 1:
                 break
         return Denial(DenialCode.SERVICE_UNAVAILABLE, "session changed concurrently")
+
+    @staticmethod
+    def _count_final_usage(view: SessionView, request: ChargingRequest) -> None:
+        """Add the final report's usage; derive it from the end time if none was reported."""
+        reported = False
+        for unit in request.units:
+            service = view.services.get(unit.key)
+            if service is None:
+                service = view.services[unit.key] = ServiceUse(unit.rating_group, unit.service_id)
+            if unit.total_used_s is not None:
+                service.used_s = max(service.used_s, unit.total_used_s)
+                reported = True
+            elif unit.used_s:
+                service.used_s += unit.used_s
+                reported = True
+        if not reported and request.end_time is not None and view.answer_ms is not None:
+            total = max(0, int(request.end_time - view.answer_ms / 1000))
+            first = next(iter(view.services.values()), None)
+            if first is not None:
+                first.used_s = max(first.used_s, total)
+
+    async def _orphan_stop(self, request: ChargingRequest) -> Outcome:
+        """Charge a stop that arrives without its session, exactly once."""
+        directory = self._directory()
+        now = self.clock()
+        found = self._identify(directory, request)
+        if found is None:
+            return Denial(DenialCode.USER_UNKNOWN, "no account for this subscriber")
+        account = found.account
+        called_raw = found.called if found.called is not None else (request.called or "")
+        try:
+            called = directory.dial_plan.normalize(called_raw)
+        except NumberFormatError as exc:
+            return Denial(DenialCode.INVALID_NUMBER, str(exc), account.account_id)
+        used = 0
+        for unit in request.units:
+            used += unit.total_used_s if unit.total_used_s is not None else unit.used_s
+        end = request.end_time if request.end_time is not None else now
+        start = request.answer_time if request.answer_time is not None else end - used
+        if request.event_time is not None:
+            start = request.event_time
+        zone = directory.zone(account)
+        weekday, second = local_position(int(start), zone)
+        chain = directory.chain(account)
+        try:
+            # The call happened: price it even if a reseller level now sells below cost.
+            price = directory.rater.price(
+                chain, called, int(start), weekday, second, check_margins=False
+            )
+        except RatingError as exc:
+            return Denial(_RATING_CODES[exc.reason], str(exc), account.account_id)
+        view = SessionView(
+            session_id=request.session_id,
+            account_id=account.account_id,
+            version=request.request_number,
+            price=price,
+            start_ms=int(start * 1000),
+            timezone=account.timezone,
+            currency=account.currency,
+            tenant_path=tenant_path(chain),
+            protocol=request.protocol,
+            peer=request.peer,
+            calling_raw=request.calling or "",
+            called_raw=request.called or "",
+            calling=request.calling or "",
+            caller_ip=request.caller_ip,
+            diversion=request.diversion,
+            extra={**request.extra, "orphan_stop": "1"},
+            services={"0": ServiceUse(0, None, used_s=used)},
+            answer_ms=int(start * 1000),
+        )
+        cdr, charge = self._cdr(
+            view,
+            CdrKind.CALL,
+            request.request_number,
+            int(end * 1000),
+            request.hangup_cause,
+            request.hangup_side,
+        )
+        cdr = replace(cdr, flags=(*cdr.flags, "no_start"))
+        day, month = self._periods(directory, account.timezone, now)
+        step = Step(
+            kind=StepKind.EVENT,
+            account_id=account.account_id,
+            session_id=request.session_id,
+            request_number=request.request_number,
+            now_ms=int(now * 1000),
+            day_key=day,
+            month_key=month,
+            debit_micros=charge,
+            require_funds=False,
+            record=cdr.encode(),
+            context=msgpack.packb([charge], use_bin_type=True),
+            tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
+        )
+        result = await self.store.step(step)
+        if result.status is StepStatus.DENIED:
+            assert result.reason is not None
+            return Denial(_DENY_CODES[result.reason], result.reason.value, account.account_id)
+        log.info(
+            "stop without start charged",
+            session_id=request.session_id,
+            account=account.account_id,
+            charge=charge,
+        )
+        outcome = Grant(
+            cost_micros=charge,
+            debited_micros=result.debited_micros,
+            currency=account.currency,
+            balance_micros=result.balance_micros,
+            account_id=account.account_id,
+            duplicate=result.status is StepStatus.DUPLICATE,
+        )
+        self._remember_finished(request, outcome, now)
+        return outcome
+
+    def has_session(self, session_id: str) -> bool:
+        """Whether this worker holds an open session in memory."""
+        return session_id in self._sessions
+
+    def sessions_of_peer(self, peer: str) -> list[str]:
+        """Open sessions this worker holds for a peer (a NAS or a Diameter host)."""
+        return [v.session_id for v in self._sessions.values() if v.peer == peer]
+
+    async def close_session(
+        self, session_id: str, account_id: str | None, cause: str, side: str = "ocsd"
+    ) -> Outcome | None:
+        """End an open session with what it used so far (peer reboot, administrative end)."""
+        view = self._sessions.get(session_id)
+        if view is None and account_id is not None:
+            session = await self.store.get_session(account_id, session_id)
+            view = SessionView.decode(session.state) if session is not None else None
+        if view is None:
+            return None
+        outcome = await self._close(
+            view.copy(),
+            view.version + 1,
+            self.clock(),
+            CdrKind.CALL,
+            cause,
+            side,
+            expected_version=view.version,
+        )
+        self._sessions.pop(session_id, None)
+        return outcome
 
     async def _close(
         self,
@@ -828,9 +997,10 @@ class ChargingService:
         hangup_cause: str,
         hangup_side: str,
         expected_version: int,
+        end_time: float | None = None,
     ) -> Outcome | None:
         """Debit and queue the CDR; None when the session moved on (stale)."""
-        end_ms = int(now * 1000)
+        end_ms = int((end_time if end_time is not None else now) * 1000)
         cdr, charge = self._cdr(view, kind, request_number, end_ms, hangup_cause, hangup_side)
         directory = self._directory()
         day, month = self._periods(directory, view.timezone, now)
@@ -844,7 +1014,7 @@ class ChargingService:
             account_id=view.account_id,
             session_id=view.session_id,
             request_number=request_number,
-            now_ms=end_ms,
+            now_ms=int(now * 1000),
             day_key=day,
             month_key=month,
             debit_micros=charge,

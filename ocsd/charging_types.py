@@ -64,6 +64,9 @@ class UnitRequest:
     """Seconds asked for; None: the configured default grant."""
     used_s: int = 0
     """Seconds used since the previous report."""
+    total_used_s: int | None = None
+    """Seconds used since the session began, for peers that report totals (RADIUS
+    Acct-Session-Time); when given it replaces ``used_s``."""
     units: int = 0
     """Service-specific units of an event (messages, ...)."""
 
@@ -91,6 +94,11 @@ class ChargingRequest:
     called: str | None = None
     event_time: float | None = None
     """When the call started or the event happened (UTC epoch seconds), if the peer says."""
+    answer_time: float | None = None
+    """When the call was answered, if the peer says (kept with the session)."""
+    end_time: float | None = None
+    """When the call ended, if the peer says (a duration is derived from it when the peer
+    reports no usage)."""
     units: tuple[UnitRequest, ...] = (UnitRequest(),)
     action: EventAction | None = None
     hangup_cause: str = ""

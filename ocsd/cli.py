@@ -24,7 +24,14 @@ from ocsd.config import load_config
 from ocsd.directory import Directory
 from ocsd.master import Account, Identity, IdentityKind, Tenant, TenantStatus
 from ocsd.master_store import ImportReport, MasterDataError, MasterStore
-from ocsd.schema import SchemaError, current_version, latest_version, upgrade
+from ocsd.schema import (
+    SchemaError,
+    current_version,
+    latest_version,
+    pending,
+    require_current,
+    upgrade,
+)
 from ocsd.sql_store import Database, DatabaseError, redact
 from ocsd.typed_yaml import ConfigError
 from rating.deck_csv import DeckDefaults, DeckFormatError, parse_deck_csv, parse_instant
@@ -97,12 +104,10 @@ class Context:
                 # The embedded default creates and migrates its own file.
                 upgrade(self._db)
             else:
-                version = current_version(self._db)
-                if version != latest_version():
-                    raise SchemaError(
-                        f"{redact(self.config.records_url)} is at schema {version}, this ocsd "
-                        f"needs {latest_version()}: run 'ocsd db upgrade'"
-                    )
+                try:
+                    require_current(self._db)
+                except SchemaError as exc:
+                    raise SchemaError(f"{redact(self.config.records_url)}: {exc}") from None
         return self._db
 
     @property
@@ -140,9 +145,10 @@ def cmd_db_upgrade(ctx: Context) -> int:
 def cmd_db_status(ctx: Context) -> int:
     with Database(ctx.config.records_url) as db:
         version = current_version(db)
-        state = "current" if version == latest_version() else "needs 'ocsd db upgrade'"
+        missing = pending(db)
+        state = "current" if not missing else "needs 'ocsd db upgrade'"
         print(f"{redact(db.url)}: schema {version} of {latest_version()} ({state})")
-    return 0 if version == latest_version() else 1
+    return 0 if not missing else 1
 
 
 def cmd_currency_add(ctx: Context) -> int:

@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 from cdr_writer.settings import CdrWriterSettings
+from lcr.settings import LcrSettings
+from ocsd.charging import ChargingSettings
+from ocsd.http_server import HttpSettings
+from ocsd.radius_server import RadiusSettings
 from ocsd.typed_yaml import ConfigError, load_typed, load_typed_file
 from rating.dialplan import DialPlanSettings
 
@@ -87,9 +91,17 @@ class Config:
     node_id: str = ""
     """Names this node in CDRs, logs and Diameter Origin-State; defaults to the host name."""
     data_dir: str = ""
+    workers: int = 0
+    """Worker processes sharing the listening ports; 0: one per core."""
+    master_poll_s: float = 2.0
+    """How often the daemon looks for changed master data (accounts, identities, decks)."""
     stores: StoreSettings = field(default_factory=StoreSettings)
     rating: RatingSettings = field(default_factory=RatingSettings)
     cdr_writer: CdrWriterSettings = field(default_factory=CdrWriterSettings)
+    charging: ChargingSettings = field(default_factory=ChargingSettings)
+    radius: RadiusSettings = field(default_factory=RadiusSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    lcr: LcrSettings = field(default_factory=LcrSettings)
     logging: LogSettings = field(default_factory=LogSettings)
 
     @property
@@ -116,6 +128,37 @@ class Config:
 def check(config: Config) -> list[str]:
     """Cross-section checks; returns messages naming the keys (empty when all is well)."""
     problems: list[str] = []
+    if config.workers < 0:
+        problems.append("workers must be 0 (one per core) or more")
+    if config.master_poll_s <= 0:
+        problems.append("master_poll_s must be positive")
+    ports: dict[tuple[str, int], str] = {}
+    listeners = []
+    if config.radius.enabled:
+        listeners += [
+            ("radius.auth_port", config.radius.listen, config.radius.auth_port),
+            ("radius.acct_port", config.radius.listen, config.radius.acct_port),
+        ]
+    if config.http.enabled:
+        listeners.append(("http.port", config.http.listen, config.http.port))
+    for key, host, port in listeners:
+        if not port:
+            continue
+        other = ports.get((host, port))
+        if other is not None:
+            problems.append(f"{key} {port} is also {other}")
+        ports[(host, port)] = key
+    if config.radius.enabled:
+        for index, client in enumerate(config.radius.clients):
+            if client.secret == "testing123" and config.radius.listen not in (
+                "127.0.0.1",
+                "::1",
+                "localhost",
+            ):
+                problems.append(
+                    f"radius.clients[{index}].secret is the well-known default while "
+                    f"radius.listen is {config.radius.listen}: set a real secret"
+                )
     return problems
 
 

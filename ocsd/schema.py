@@ -308,9 +308,117 @@ CREATE INDEX cdrs_problems_start ON cdrs (start_at DESC) WHERE problems <> '';
     + _CDR_SIDE_TABLES.replace("{day}", "DATE").replace("{pattern_ops}", " text_pattern_ops")
 )
 
+ROUTING = """
+CREATE TABLE carriers (
+    carrier_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    currency TEXT NOT NULL REFERENCES currencies(code),
+    deck_id TEXT UNIQUE REFERENCES rate_decks(deck_id),
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    priority INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
+    weight INTEGER NOT NULL DEFAULT 1 CHECK (weight >= 0),
+    max_calls INTEGER NOT NULL DEFAULT 0 CHECK (max_calls >= 0),
+    max_cps INTEGER NOT NULL DEFAULT 0 CHECK (max_cps >= 0),
+    tech_prefix TEXT NOT NULL DEFAULT '',
+    number_rules TEXT NOT NULL DEFAULT '[]',
+    caller_id_rule TEXT,
+    send_routing_number INTEGER NOT NULL DEFAULT 0 CHECK (send_routing_number IN (0, 1)),
+    rounding_scope TEXT NOT NULL,
+    rounding_mode TEXT NOT NULL,
+    created_at {ts} NOT NULL,
+    updated_at {ts} NOT NULL
+);
+CREATE TABLE trunks (
+    trunk_id TEXT PRIMARY KEY,
+    carrier_id TEXT NOT NULL REFERENCES carriers(carrier_id),
+    address TEXT NOT NULL DEFAULT '',
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    priority INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
+    weight INTEGER NOT NULL DEFAULT 1 CHECK (weight >= 0),
+    max_calls INTEGER NOT NULL DEFAULT 0 CHECK (max_calls >= 0),
+    max_cps INTEGER NOT NULL DEFAULT 0 CHECK (max_cps >= 0),
+    tech_prefix TEXT,
+    number_rules TEXT NOT NULL DEFAULT '[]',
+    caller_id_rule TEXT,
+    created_at {ts} NOT NULL,
+    updated_at {ts} NOT NULL
+);
+CREATE INDEX trunks_carrier ON trunks (carrier_id);
+CREATE TABLE route_plans (
+    route_plan_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    strategy TEXT NOT NULL,
+    typical_duration_s INTEGER CHECK (typical_duration_s > 0),
+    min_margin_micros {bigint} CHECK (min_margin_micros >= 0),
+    min_margin_percent TEXT,
+    floor_min_asr TEXT NOT NULL DEFAULT '0',
+    floor_min_acd_s INTEGER NOT NULL DEFAULT 0,
+    floor_min_ner TEXT NOT NULL DEFAULT '0',
+    floor_max_pdd_ms INTEGER NOT NULL DEFAULT 0,
+    created_at {ts} NOT NULL,
+    updated_at {ts} NOT NULL
+);
+CREATE TABLE route_entries (
+    route_plan_id TEXT NOT NULL REFERENCES route_plans(route_plan_id),
+    prefix TEXT NOT NULL,
+    carrier_id TEXT NOT NULL REFERENCES carriers(carrier_id),
+    priority INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
+    weight INTEGER NOT NULL DEFAULT 1 CHECK (weight >= 0),
+    PRIMARY KEY (route_plan_id, prefix, carrier_id)
+);
+CREATE TABLE route_plan_strategies (
+    route_plan_id TEXT NOT NULL REFERENCES route_plans(route_plan_id),
+    prefix TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    PRIMARY KEY (route_plan_id, prefix)
+);
+CREATE TABLE caller_id_pools (
+    pool_id TEXT PRIMARY KEY,
+    created_at {ts} NOT NULL
+);
+CREATE TABLE caller_id_pool_numbers (
+    pool_id TEXT NOT NULL REFERENCES caller_id_pools(pool_id),
+    number TEXT NOT NULL,
+    PRIMARY KEY (pool_id, number)
+);
+CREATE TABLE caller_id_rules (
+    rule_id TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    pool_id TEXT REFERENCES caller_id_pools(pool_id),
+    strip INTEGER NOT NULL DEFAULT 0 CHECK (strip >= 0),
+    add_prefix TEXT NOT NULL DEFAULT '',
+    when_prefix TEXT NOT NULL DEFAULT '',
+    created_at {ts} NOT NULL
+);
+CREATE TABLE lcr_bindings (
+    subject_kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    route_plan_id TEXT REFERENCES route_plans(route_plan_id),
+    caller_id_rule TEXT REFERENCES caller_id_rules(rule_id),
+    PRIMARY KEY (subject_kind, subject_id)
+);
+CREATE TABLE portability_imports (
+    import_id {serial_pk},
+    imported_at {ts} NOT NULL,
+    imported_by TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    row_count {bigint} NOT NULL,
+    removed {bigint} NOT NULL DEFAULT 0
+);
+CREATE TABLE ported_numbers (
+    number TEXT PRIMARY KEY,
+    routing_number TEXT NOT NULL,
+    carrier_id TEXT NOT NULL DEFAULT '',
+    import_id {bigint} NOT NULL
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "master data, ledger and audit log", MASTER_DATA),
     Migration(2, "rated CDRs, daily rollups and rejected records", CDRS_SQLITE, CDRS_POSTGRESQL),
+    Migration(3, "carriers, trunks, route plans, caller-ID rules, ported numbers", ROUTING),
 )
 
 
@@ -335,6 +443,22 @@ def latest_version() -> int:
     return MIGRATIONS[-1].version
 
 
+def applied_versions(db: Database) -> set[int]:
+    """Return the versions of the migrations applied."""
+    current_version(db)
+    return {int(version) for (version,) in db.query("SELECT version FROM schema_migrations")}
+
+
+def pending(db: Database) -> list[Migration]:
+    """Return the migrations not applied yet, in order.
+
+    Numbers are reserved per branch, so a lower number may land after a higher one was
+    applied: what counts is the set of versions applied, not the highest.
+    """
+    done = applied_versions(db)
+    return [m for m in MIGRATIONS if m.version not in done]
+
+
 def upgrade(db: Database) -> list[Migration]:
     """Apply every pending migration; return those applied."""
     applied: list[Migration] = []
@@ -343,9 +467,7 @@ def upgrade(db: Database) -> list[Migration]:
         raise SchemaError(
             f"the database is at schema {version}, newer than this ocsd ({latest_version()})"
         )
-    for migration in MIGRATIONS:
-        if migration.version <= version:
-            continue
+    for migration in pending(db):
         text = migration.sql
         if db.dialect == "postgresql" and migration.postgresql_sql is not None:
             text = migration.postgresql_sql
@@ -362,8 +484,10 @@ def upgrade(db: Database) -> list[Migration]:
 def require_current(db: Database) -> None:
     """Raise ``SchemaError`` unless the schema is exactly the one this ocsd needs."""
     version = current_version(db)
-    if version != latest_version():
+    missing = [m.version for m in pending(db)]
+    if version > latest_version() or missing:
+        need = f"migration {', '.join(map(str, missing))}" if missing else latest_version()
         raise SchemaError(
-            f"the records database is at schema {version}, this ocsd needs "
-            f"{latest_version()}: run 'ocsd db upgrade'"
+            f"the records database is at schema {version}, this ocsd needs {need}: "
+            "run 'ocsd db upgrade'"
         )

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+_ONE = Fraction(1)
+
 
 class NoExchangeRate(LookupError):
     """No rate is known between two currencies at a moment."""
@@ -55,7 +57,7 @@ class FxTable:
         the opposite pair is published (applied exactly as the reciprocal, never rounded).
         """
         if base == quote:
-            return Fraction(1), "1"
+            return _ONE, "1"
         direct = self._find(base, quote, at)
         if direct is not None:
             return Fraction(direct.rate), str(direct.rate)

@@ -139,10 +139,44 @@ class Rate:
         )
 
 
+LEAD_DIGITS = 2
+
+
+def _lengths_by_lead(index: dict[str, Rate | tuple[Rate, ...]]) -> dict[str, tuple[int, ...]]:
+    """For each possible lead of a number, the prefix lengths worth probing, longest first."""
+    lengths: dict[str, set[int]] = {}
+    short = [p for p in index if len(p) < LEAD_DIGITS]
+    for prefix in index:
+        if len(prefix) >= LEAD_DIGITS:
+            lengths.setdefault(prefix[:LEAD_DIGITS], set()).add(len(prefix))
+    leads = set(lengths)
+    # Numbers shorter than the lead, and leads that only short prefixes cover.
+    for digit in "0123456789":
+        leads.add(digit)
+        for second in "0123456789":
+            leads.add(digit + second)
+    out: dict[str, tuple[int, ...]] = {}
+    for lead in leads:
+        found = set(lengths.get(lead, ()))
+        found.update(len(p) for p in short if lead.startswith(p))
+        if found:
+            out[lead] = tuple(sorted(found, reverse=True))
+    return out
+
+
 class Deck:
     """An immutable rate deck indexed for longest-prefix match."""
 
-    __slots__ = ("_index", "_lengths", "_size", "currency", "deck_id", "name", "version")
+    __slots__ = (
+        "_index",
+        "_lengths",
+        "_lengths_by_lead",
+        "_size",
+        "currency",
+        "deck_id",
+        "name",
+        "version",
+    )
 
     def __init__(
         self,
@@ -174,6 +208,7 @@ class Deck:
                 index[prefix] = tuple(sorted(entry, key=lambda r: -r.effective_from))
         self._index = index
         self._lengths = tuple(sorted({len(p) for p in index}, reverse=True))
+        self._lengths_by_lead = _lengths_by_lead(index)
         self._size = size
 
     def __len__(self) -> int:
@@ -192,12 +227,14 @@ class Deck:
 
     def lookup(self, number: str, at: int, weekday: int = 0, second_of_day: int = 0) -> Rate | None:
         """Return the rate for ``number`` at UTC second ``at`` (longest prefix first)."""
-        index = self._index
+        get = self._index.get
         size = len(number)
-        for length in self._lengths:
+        # Only the lengths that prefixes starting with the number's first two digits have:
+        # a dictionary probe of a million-entry deck is a cache miss, the costly part.
+        for length in self._lengths_by_lead.get(number[:LEAD_DIGITS], ()):
             if length > size:
                 continue
-            entry = index.get(number[:length])
+            entry = get(number[:length])
             if entry is None:
                 continue
             if entry.__class__ is Rate:

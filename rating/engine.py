@@ -239,8 +239,9 @@ class CallPrice:
         for duration in durations:
             costs = self.level_costs(duration)
             for index in range(1, len(self.levels)):
-                revenue = costs[index] * self.levels[index].to_seller
-                if revenue < costs[index - 1]:
+                to_seller = self.levels[index].to_seller
+                # revenue in the seller's currency < its cost, in integers: no Fraction objects.
+                if costs[index] * to_seller.numerator < costs[index - 1] * to_seller.denominator:
                     return index
         return None
 

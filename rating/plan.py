@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
-from rating.money import Rounding, RoundingScope, scale
+from rating.money import Rounding, RoundingScope, div_round
 
 
 class BundlePeriod(enum.Enum):
@@ -49,23 +49,22 @@ class Markup:
 
     percent: Decimal = Decimal(0)
     fixed_micros: int = 0
+    factor: Fraction = field(init=False, repr=False, compare=False)
+    """The exact multiplier ``1 + percent/100``."""
 
     def __post_init__(self) -> None:
-        if not self.percent.is_finite() or self.percent < -100:
+        if not self.percent.is_finite() or self.percent <= -100:
             raise ValueError("markup percent must be a number above -100")
         if self.fixed_micros < 0:
             raise ValueError("fixed markup must not be negative")
-
-    @property
-    def factor(self) -> Fraction:
-        """The exact multiplier ``1 + percent/100``."""
-        return 1 + Fraction(self.percent) / 100
+        object.__setattr__(self, "factor", 1 + Fraction(self.percent) / 100)
 
     def apply(self, amount: int, mode: Rounding) -> int:
         """Return the marked-up price; a call that costs nothing stays free."""
         if amount <= 0:
             return 0
-        return scale(amount, self.factor, mode) + self.fixed_micros
+        factor = self.factor
+        return div_round(amount * factor.numerator, factor.denominator, mode) + self.fixed_micros
 
 
 @dataclass(frozen=True, slots=True)

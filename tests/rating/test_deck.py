@@ -127,3 +127,15 @@ def test_weekday_formatting() -> None:
     assert format_weekdays(0b1100000) == "sat-sun"
     assert format_weekdays(0b1010101) == "mon,wed,fri,sun"
     assert format_weekdays(ALL_WEEKDAYS) == "all"
+
+
+def test_short_prefixes_and_numbers() -> None:
+    deck = Deck("d", "USD", [rate("1", 1), rate("12345", 2), rate("7", 3), rate("79", 4)])
+    assert micros(deck.lookup("1999", NOW)) == 1
+    assert micros(deck.lookup("1", NOW)) == 1
+    assert micros(deck.lookup("123456", NOW)) == 2
+    assert micros(deck.lookup("1234", NOW)) == 1
+    assert micros(deck.lookup("7", NOW)) == 3
+    assert micros(deck.lookup("791", NOW)) == 4
+    assert deck.lookup("2", NOW) is None
+    assert deck.lookup("", NOW) is None

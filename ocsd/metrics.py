@@ -1,0 +1,141 @@
+"""Prometheus metrics of the daemon, one registry per process.
+
+Labels are small closed sets (protocol, command, result, reason): never a session, account or
+number. With several workers each process exports its own series under ``worker``; the main
+process merges them for ``/metrics`` (see ``ocsd.workers``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+
+LATENCY_BUCKETS = (
+    0.0002,
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class Metrics:
+    """Every metric the daemon exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "ocsd_requests",
+            "Requests answered, by protocol, command and result.",
+            ("protocol", "command", "result"),
+            registry=r,
+        )
+        self.latency = Histogram(
+            "ocsd_request_seconds",
+            "Time from a request's arrival to its answer.",
+            ("protocol", "command"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.drops = Counter(
+            "ocsd_drops",
+            "Messages dropped without an answer, by protocol and reason.",
+            ("protocol", "reason"),
+            registry=r,
+        )
+        self.denials = Counter(
+            "ocsd_denials",
+            "Requests refused, by protocol and reason.",
+            ("protocol", "reason"),
+            registry=r,
+        )
+        self.store_latency = Histogram(
+            "ocsd_store_seconds",
+            "Balance store call latency, by operation.",
+            ("operation",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "ocsd_store_errors",
+            "Balance store calls that failed.",
+            ("operation",),
+            registry=r,
+        )
+        self.open_sessions = Gauge(
+            "ocsd_open_sessions",
+            "Charging sessions this worker holds in memory.",
+            registry=r,
+        )
+        self.reaped = Counter(
+            "ocsd_sessions_reaped",
+            "Silent sessions ended by ocsd.",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "ocsd_record_queue_depth",
+            "CDR and ledger records waiting to be stored.",
+            registry=r,
+        )
+        self.queue_lag = Gauge(
+            "ocsd_record_queue_lag_seconds",
+            "Age of the oldest record waiting.",
+            registry=r,
+        )
+        self.records_written = Counter(
+            "ocsd_records_written",
+            "Records stored in the records database, by kind.",
+            ("kind",),
+            registry=r,
+        )
+        self.peers = Gauge(
+            "ocsd_peers",
+            "Protocol peers by state.",
+            ("protocol", "state"),
+            registry=r,
+        )
+        self.fraud_actions = Counter(
+            "ocsd_fraud_actions",
+            "Fraud rule hits, by rule and action.",
+            ("rule", "action"),
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "ocsd_in_flight",
+            "Requests being processed.",
+            ("protocol",),
+            registry=r,
+        )
+
+
+def enable_multiprocess_metrics(directory: str) -> None:
+    """Keep metric values in files under ``directory`` so that workers' series add up.
+
+    Must run before any metric is created (the Metrics objects are built in the workers).
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def registry_for_export(metrics: Metrics) -> CollectorRegistry:
+    """The registry ``/metrics`` serves: this process's, or all workers' in multiprocess mode."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return metrics.registry
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry

@@ -1,0 +1,811 @@
+"""RADIUS authorization (RFC 2865) and accounting (RFC 2866) over UDP, with Disconnect (RFC 5176).
+
+Rules of this adapter:
+
+- A datagram from an address that is not a configured client, that does not decode, or whose
+  Request Authenticator or Message-Authenticator is wrong is dropped: logged (at most once a
+  second per reason and client) and counted by reason. Nothing is answered.
+- A retransmission (same client address and port, code, Identifier and Request Authenticator:
+  RFC 5080 §2.2.2) gets the cached reply, or nothing while the original is still being worked
+  on. Neither moves money.
+- Access-Request runs the same authorization as a Diameter CCR-Initial: the account is found
+  by User-Name, Calling-Station-Id, or the NAS address with a tech prefix on the called
+  number; the Access-Accept carries Session-Timeout and h323-credit-time = the longest time the
+  account can pay for (capped), h323-return-code 0; an Access-Reject carries Reply-Message and
+  the Cisco prepaid h323-return-code of the reason. The authorization holds the money: the call
+  is keyed by its h323-conf-id (or Cisco call-id, or Acct-Session-Id) so that accounting
+  continues the same charging session; without a key the hold lapses after ``auth_hold_s``.
+- Accounting Start continues (or opens) the session, Interim-Update holds what was used so far
+  plus the next grant, Stop debits the final duration (Acct-Session-Time; else the h323 connect
+  and disconnect times; else Start to Stop) and queues the CDR. Request numbers come from the
+  reported totals, so a later duplicate of an Interim or Stop (Acct-Delay-Time changed, a new
+  authenticator) is recognised by the session and moves no money. The Accounting-Response is
+  sent only once the step is stored (RFC 2866 §2); a store failure is answered with silence so
+  that the NAS retransmits.
+- Accounting-On/Off ends every open session of that NAS known to this worker.
+- When a session's money runs out (an interim that cannot hold more) a Disconnect-Request is
+  sent to NASes configured with a disconnect port, and the answer is logged and counted.
+- Bounded: at most ``max_in_flight`` requests are worked on; beyond that datagrams are dropped
+  (counted as overload); the duplicate cache holds at most ``duplicate_cache_size`` replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocsd.charging import ChargingService
+from ocsd.charging_types import (
+    ChargingRequest,
+    Denial,
+    DenialCode,
+    Grant,
+    Outcome,
+    RequestType,
+    UnitRequest,
+)
+from ocsd.directory import Candidate
+from ocsd.logs import get_logger
+from ocsd.master import IdentityKind
+from ocsd.metrics import Metrics
+from protocols.radius.attribute import (
+    h323_attribute,
+    integer_attribute,
+    ipaddr_attribute,
+    string_attribute,
+)
+from protocols.radius.dictionary import Dictionary, default_dictionary, load_dictionary
+from protocols.radius.packet import (
+    MAX_PACKET_OCTETS,
+    Code,
+    DropReason,
+    Packet,
+    RadiusError,
+    decode_packet,
+    encode_reply,
+    encode_request,
+    retransmission_key,
+    verify_reply,
+    verify_request,
+)
+from protocols.radius.view import AcctStatusType, decode_access, decode_accounting
+from rating.money import format_micros
+
+log = get_logger("radius")
+
+PROTOCOL = "radius"
+STOP_NUMBER_BASE = 1_000_000_000
+"""Request numbers: Start 1, Interim 2 + Acct-Session-Time, Stop this + Acct-Session-Time."""
+
+# Cisco prepaid h323-return-code (Cisco IVR / prepaid RADIUS convention).
+H323_SUCCESS = 0
+H323_RETURN_CODES: dict[DenialCode, int] = {
+    DenialCode.USER_UNKNOWN: 1,
+    DenialCode.ACCOUNT_SUSPENDED: 7,
+    DenialCode.ACCOUNT_CLOSED: 7,
+    DenialCode.FRAUD_SUSPECTED: 7,
+    DenialCode.TOO_MANY_SESSIONS: 3,
+    DenialCode.CREDIT_LIMIT_REACHED: 12,
+    DenialCode.SPEND_CAP_REACHED: 6,
+    DenialCode.NO_RATE: 9,
+    DenialCode.BELOW_COST: 9,
+    DenialCode.DESTINATION_BLOCKED: 9,
+    DenialCode.NO_ROUTE: 9,
+    DenialCode.RATING_FAILED: 9,
+    DenialCode.INVALID_NUMBER: 11,
+    DenialCode.INVALID_REQUEST: 11,
+    DenialCode.UNKNOWN_SESSION: 11,
+    DenialCode.SERVICE_UNAVAILABLE: 8,
+}
+REPLY_MESSAGES: dict[DenialCode, str] = {
+    DenialCode.USER_UNKNOWN: "unknown account",
+    DenialCode.ACCOUNT_SUSPENDED: "account suspended",
+    DenialCode.ACCOUNT_CLOSED: "account closed",
+    DenialCode.FRAUD_SUSPECTED: "call refused",
+    DenialCode.TOO_MANY_SESSIONS: "too many calls in progress",
+    DenialCode.CREDIT_LIMIT_REACHED: "insufficient credit",
+    DenialCode.SPEND_CAP_REACHED: "spend limit reached",
+    DenialCode.NO_RATE: "destination not allowed",
+    DenialCode.BELOW_COST: "destination not allowed",
+    DenialCode.DESTINATION_BLOCKED: "destination blocked",
+    DenialCode.NO_ROUTE: "no route",
+    DenialCode.RATING_FAILED: "destination not allowed",
+    DenialCode.INVALID_NUMBER: "invalid number",
+    DenialCode.INVALID_REQUEST: "invalid request",
+    DenialCode.UNKNOWN_SESSION: "unknown session",
+    DenialCode.SERVICE_UNAVAILABLE: "service unavailable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RadiusClientSettings:
+    """A NAS, gateway or SBC allowed to talk to ocsd."""
+
+    address: str
+    """An IP address or CIDR."""
+    secret: str
+    name: str = ""
+    """Names the NAS in logs and CDRs (default: its address)."""
+    require_message_authenticator: bool = True
+    """Refuse Access-Requests without Message-Authenticator (BlastRADIUS mitigation)."""
+    disconnect_port: int = 0
+    """Send Disconnect-Requests to this port of the NAS (RFC 5176 uses 3799); 0: never."""
+
+    def __post_init__(self) -> None:
+        try:
+            ipaddress.ip_network(self.address, strict=False)
+        except ValueError:
+            raise ValueError(f"client address {self.address!r} is not an IP or CIDR") from None
+        if not self.secret:
+            raise ValueError("a client needs a shared secret")
+        if not 0 <= self.disconnect_port <= 65535:
+            raise ValueError("disconnect_port must be a UDP port or 0")
+
+
+@dataclass(frozen=True, slots=True)
+class RadiusSettings:
+    """The RADIUS listeners."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    auth_port: int = 1812
+    """0 disables authorization."""
+    acct_port: int = 1813
+    """0 disables accounting."""
+    clients: tuple[RadiusClientSettings, ...] = (
+        RadiusClientSettings("127.0.0.1", "testing123", "localhost"),
+    )
+    dictionaries: tuple[str, ...] = ()
+    """Extra FreeRADIUS-format dictionary files, loaded after ocsd's own."""
+    max_in_flight: int = 4096
+    answer_deadline_s: float = 3.0
+    """Requests not answered by then are dropped (the NAS retransmits)."""
+    duplicate_cache_s: float = 30.0
+    duplicate_cache_size: int = 200_000
+    auth_hold_s: int = 120
+    """How long an authorization holds money while waiting for the call's accounting Start."""
+    interim_interval_s: int = 0
+    """Acct-Interim-Interval sent in Access-Accept (0: not sent)."""
+    send_credit_amount: bool = True
+    """Send h323-credit-amount and h323-currency (the balance) in Access-Accept."""
+    disconnect_timeout_s: float = 2.0
+    disconnect_retries: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("auth_port", "acct_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"{name} must be a UDP port (0 disables it)")
+        if self.max_in_flight <= 0 or self.duplicate_cache_size <= 0:
+            raise ValueError("max_in_flight and duplicate_cache_size must be positive")
+        if self.answer_deadline_s <= 0 or self.duplicate_cache_s <= 0:
+            raise ValueError("answer_deadline_s and duplicate_cache_s must be positive")
+        if self.auth_hold_s <= 0 or self.interim_interval_s < 0:
+            raise ValueError("auth_hold_s must be positive, interim_interval_s not negative")
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    name: str
+    secret: bytes
+    require_message_authenticator: bool
+    disconnect_port: int
+
+
+@dataclass(slots=True)
+class _Attrs:
+    """Attribute numbers resolved once from the dictionary."""
+
+    dictionary: Dictionary
+    session_timeout: int = field(init=False)
+    reply_message: int = field(init=False)
+    interim_interval: int = field(init=False)
+    acct_session_id: int = field(init=False)
+    user_name: int = field(init=False)
+    nas_ip: int = field(init=False)
+    calling: int = field(init=False)
+    called: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        d = self.dictionary
+        self.session_timeout = d.attribute("Session-Timeout").number
+        self.reply_message = d.attribute("Reply-Message").number
+        self.interim_interval = d.attribute("Acct-Interim-Interval").number
+        self.acct_session_id = d.attribute("Acct-Session-Id").number
+        self.user_name = d.attribute("User-Name").number
+        self.nas_ip = d.attribute("NAS-IP-Address").number
+        self.calling = d.attribute("Calling-Station-Id").number
+        self.called = d.attribute("Called-Station-Id").number
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    def __init__(self, server: RadiusServer, kind: str) -> None:
+        self.server = server
+        self.kind = kind
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        assert self.transport is not None
+        self.server.datagram_received(self.transport, self.kind, data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("socket error", endpoint=self.kind, error=str(exc))
+
+
+class _DisconnectClient(asyncio.DatagramProtocol):
+    """Sends Disconnect-Requests and matches their answers by identifier."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.waiting: dict[tuple[str, int], asyncio.Future[bytes]] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if len(data) < 20:
+            return
+        future = self.waiting.get((str(addr[0]), data[1]))
+        if future is not None and not future.done():
+            future.set_result(data)
+
+
+class RadiusServer:
+    """Both RADIUS ports of one worker."""
+
+    def __init__(
+        self,
+        settings: RadiusSettings,
+        service: ChargingService,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.metrics = metrics
+        self.clock = clock
+        self.dictionary = (
+            load_dictionary(*settings.dictionaries)
+            if settings.dictionaries
+            else default_dictionary()
+        )
+        self._attrs = _Attrs(self.dictionary)
+        self._networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, _Client]] = []
+        for client in settings.clients:
+            network = ipaddress.ip_network(client.address, strict=False)
+            self._networks.append(
+                (
+                    network,
+                    _Client(
+                        client.name or client.address,
+                        client.secret.encode(),
+                        client.require_message_authenticator,
+                        client.disconnect_port,
+                    ),
+                )
+            )
+        self._networks.sort(key=lambda item: -item[0].prefixlen)
+        self._client_cache: dict[str, _Client | None] = {}
+        self._replies: OrderedDict[tuple[Any, ...], tuple[float, bytes | None]] = OrderedDict()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._transports: list[asyncio.DatagramTransport] = []
+        self._disconnect: _DisconnectClient | None = None
+        self._identifiers = itertools.cycle(range(256))
+        self._last_drop_log: dict[tuple[str, str], float] = {}
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self._closing = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, *, reuse_port: bool = False) -> None:
+        """Bind the configured ports."""
+        loop = asyncio.get_running_loop()
+        for kind, port in (("auth", self.settings.auth_port), ("acct", self.settings.acct_port)):
+            if not port:
+                continue
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda kind=kind: _Endpoint(self, kind),  # type: ignore[misc]
+                local_addr=(self.settings.listen, port),
+                reuse_port=reuse_port or None,
+            )
+            self._transports.append(transport)
+            sockname = transport.get_extra_info("sockname")
+            self.addresses[kind] = (sockname[0], sockname[1])
+        transport, protocol = await loop.create_datagram_endpoint(
+            _DisconnectClient, local_addr=(self.settings.listen, 0)
+        )
+        self._transports.append(transport)
+        self._disconnect = protocol
+        log.info("listening", **{k: f"{a[0]}:{a[1]}" for k, a in self.addresses.items()})
+
+    def stop_listening(self) -> None:
+        """Stop receiving requests (answers to those in flight still go out)."""
+        # The sockets stay open so that answers to requests in flight still go out.
+        self._closing = True
+
+    async def drain(self, deadline_s: float) -> None:
+        """Wait for requests in flight, then cancel the rest."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=deadline_s)
+            for task in pending:
+                task.cancel()
+
+    async def close(self) -> None:
+        """Close the sockets."""
+        for transport in self._transports:
+            transport.close()
+        self._transports.clear()
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _client(self, host: str) -> _Client | None:
+        cache = self._client_cache
+        if host in cache:
+            return cache[host]
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        found = next((c for net, c in self._networks if address in net), None)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[host] = found
+        return found
+
+    def _drop(self, reason: str, host: str, detail: str = "") -> None:
+        self.metrics.drops.labels(PROTOCOL, reason).inc()
+        now = time.monotonic()
+        key = (reason, host)
+        if now - self._last_drop_log.get(key, 0.0) >= 1.0:
+            self._last_drop_log[key] = now
+            if len(self._last_drop_log) > 10_000:
+                self._last_drop_log.clear()
+            log.warning("dropped", reason=reason, client=host, detail=detail)
+
+    def datagram_received(
+        self, transport: asyncio.DatagramTransport, kind: str, data: bytes, addr: tuple[Any, int]
+    ) -> None:
+        """Check, deduplicate and dispatch one datagram."""
+        host = str(addr[0])
+        if self._closing:
+            self.metrics.drops.labels(PROTOCOL, "shutting_down").inc()
+            return
+        if len(data) > MAX_PACKET_OCTETS:
+            self._drop(DropReason.TOO_LARGE.value, host, f"{len(data)} octets")
+            return
+        client = self._client(host)
+        if client is None:
+            self._drop("unknown_client", host)
+            return
+        try:
+            packet = decode_packet(data, self.dictionary)
+            expected = Code.ACCESS_REQUEST if kind == "auth" else Code.ACCOUNTING_REQUEST
+            if packet.code is not expected and not (
+                kind == "auth" and packet.code is Code.STATUS_SERVER
+            ):
+                raise RadiusError(DropReason.UNKNOWN_CODE, f"{packet.code.name} on {kind} port")
+            verify_request(
+                packet,
+                client.secret,
+                require_message_authenticator=client.require_message_authenticator,
+            )
+        except RadiusError as exc:
+            self._drop(exc.reason.value, host, exc.detail)
+            return
+        key = retransmission_key(addr, packet)
+        now = time.monotonic()
+        cached = self._replies.get(key)
+        if cached is not None and cached[0] > now:
+            self.metrics.drops.labels(PROTOCOL, "retransmission").inc()
+            if cached[1] is not None:
+                transport.sendto(cached[1], addr)
+            return
+        if self._in_flight >= self.settings.max_in_flight:
+            self._drop("overload", host)
+            return
+        self._remember(key, None, now)
+        self._in_flight += 1
+        task = asyncio.ensure_future(self._answer(transport, client, host, packet, addr, key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _remember(self, key: tuple[Any, ...], reply: bytes | None, now: float) -> None:
+        replies = self._replies
+        replies[key] = (now + self.settings.duplicate_cache_s, reply)
+        replies.move_to_end(key)
+        while len(replies) > self.settings.duplicate_cache_size:
+            replies.popitem(last=False)
+        # Expire from the old end while it is stale.
+        while replies:
+            oldest_key = next(iter(replies))
+            if replies[oldest_key][0] > now:
+                break
+            replies.popitem(last=False)
+
+    async def _answer(
+        self,
+        transport: asyncio.DatagramTransport,
+        client: _Client,
+        host: str,
+        packet: Packet,
+        addr: tuple[Any, int],
+        key: tuple[Any, ...],
+    ) -> None:
+        started = time.perf_counter()
+        command = "access" if packet.code is not Code.ACCOUNTING_REQUEST else "accounting"
+        try:
+            self.metrics.in_flight.labels(PROTOCOL).inc()
+            reply: bytes | None
+            if packet.code is Code.STATUS_SERVER:
+                reply, result = encode_reply(packet, Code.ACCESS_ACCEPT, (), client.secret), "ok"
+            elif packet.code is Code.ACCESS_REQUEST:
+                reply, result = await asyncio.wait_for(
+                    self._access(client, host, packet), self.settings.answer_deadline_s
+                )
+            else:
+                reply, result = await asyncio.wait_for(
+                    self._accounting(client, host, packet), self.settings.answer_deadline_s
+                )
+        except TimeoutError:
+            self._replies.pop(key, None)
+            self._drop("deadline", host)
+            return
+        except Exception:
+            self._replies.pop(key, None)
+            log.exception("request failed", client=host, code=packet.code.name)
+            self._drop("internal_error", host)
+            return
+        finally:
+            self._in_flight -= 1
+            self.metrics.in_flight.labels(PROTOCOL).dec()
+        if reply is None:
+            self._replies.pop(key, None)
+            self._drop(result, host)
+            return
+        self._remember(key, reply, time.monotonic())
+        transport.sendto(reply, addr)
+        self.metrics.requests.labels(PROTOCOL, command, result).inc()
+        self.metrics.latency.labels(PROTOCOL, command).observe(time.perf_counter() - started)
+
+    # -- identification ------------------------------------------------------------------
+
+    @staticmethod
+    def _call_key(
+        host: str,
+        conf_id: str | None,
+        avpairs: dict[str, str],
+        session_id: str | None,
+        origin: str | None,
+    ) -> str | None:
+        call = conf_id or avpairs.get("call-id") or session_id
+        if not call:
+            return None
+        call = call.strip().replace(" ", "").lower()
+        leg = f"/{origin.strip().lower()}" if origin else ""
+        return f"radius:{host}:{call}{leg}"
+
+    @staticmethod
+    def _candidates(user_name: str | None, calling: str | None) -> tuple[Candidate, ...]:
+        out: list[Candidate] = []
+        if user_name:
+            out.append(Candidate(IdentityKind.USERNAME, user_name))
+            if "@" in user_name:
+                out.append(Candidate(IdentityKind.SIP_URI, user_name.lower().removeprefix("sip:")))
+            digits = user_name.removeprefix("+")
+            if digits.isdigit():
+                out.append(Candidate(IdentityKind.E164, digits))
+        if calling:
+            digits = calling.strip().removeprefix("+")
+            if digits.isdigit():
+                out.append(Candidate(IdentityKind.E164, digits))
+        return tuple(out)
+
+    # -- Access-Request ------------------------------------------------------------------
+
+    async def _access(self, client: _Client, host: str, packet: Packet) -> tuple[bytes | None, str]:
+        view = decode_access(packet, client.secret, self.dictionary)
+        now = self.clock()
+        key = self._call_key(
+            host, view.h323_conf_id, view.cisco_avpairs, None, view.h323_call_origin
+        )
+        session_id = key or f"radius-auth:{host}:{packet.identifier}:{packet.authenticator.hex()}"
+        request = ChargingRequest(
+            session_id=session_id,
+            request_number=0,
+            request_type=RequestType.INITIAL,
+            protocol=PROTOCOL,
+            peer=client.name,
+            identities=self._candidates(view.user_name, view.calling_station_id),
+            source_ip=host,
+            calling=view.calling_station_id,
+            called=view.called_station_id,
+            event_time=now,
+            units=(UnitRequest(),),
+            deadline_s=float(self.settings.auth_hold_s),
+            extra=_extra(view.user_name, None, view.h323_conf_id, host),
+        )
+        outcome = await self.service.handle(request)
+        if isinstance(outcome, Denial) and outcome.code is DenialCode.SERVICE_UNAVAILABLE:
+            return None, "backend_unavailable"
+        if isinstance(outcome, Denial) and outcome.code is DenialCode.INVALID_REQUEST and key:
+            # The same call authorized again (a second attempt): continue its session.
+            outcome = await self.service.handle(
+                ChargingRequest(
+                    **{**_fields(request), "request_type": RequestType.UPDATE, "request_number": 0}
+                )
+            )
+        return self._access_reply(packet, client, outcome)
+
+    def _access_reply(
+        self, packet: Packet, client: _Client, outcome: Outcome
+    ) -> tuple[bytes | None, str]:
+        attrs = self._attrs
+        if isinstance(outcome, Grant) and outcome.units and outcome.units[0].granted_s > 0:
+            granted = outcome.units[0].granted_s
+            attributes: list[tuple[int, bytes]] = [
+                integer_attribute(attrs.session_timeout, granted),
+                h323_attribute("h323-credit-time", granted, self.dictionary),
+                h323_attribute("h323-return-code", H323_SUCCESS, self.dictionary),
+            ]
+            if self.settings.interim_interval_s:
+                attributes.append(
+                    integer_attribute(attrs.interim_interval, self.settings.interim_interval_s)
+                )
+            if self.settings.send_credit_amount and outcome.balance_micros is not None:
+                attributes.append(
+                    h323_attribute(
+                        "h323-credit-amount",
+                        format_micros(outcome.balance_micros, 2),
+                        self.dictionary,
+                    )
+                )
+                if outcome.currency:
+                    attributes.append(
+                        h323_attribute("h323-currency", outcome.currency, self.dictionary)
+                    )
+            return encode_reply(packet, Code.ACCESS_ACCEPT, attributes, client.secret), "accept"
+        code = (
+            outcome.code
+            if isinstance(outcome, Denial)
+            else (
+                outcome.units[0].denial
+                if outcome.units and outcome.units[0].denial
+                else DenialCode.CREDIT_LIMIT_REACHED
+            )
+        )
+        self.metrics.denials.labels(PROTOCOL, code.value).inc()
+        attributes = [
+            string_attribute(attrs.reply_message, REPLY_MESSAGES[code]),
+            h323_attribute("h323-return-code", H323_RETURN_CODES[code], self.dictionary),
+        ]
+        return encode_reply(packet, Code.ACCESS_REJECT, attributes, client.secret), code.value
+
+    # -- Accounting-Request --------------------------------------------------------------
+
+    async def _accounting(
+        self, client: _Client, host: str, packet: Packet
+    ) -> tuple[bytes | None, str]:
+        view = decode_accounting(packet, self.dictionary)
+        status = view.status_type
+        arrival = self.clock()
+        event = arrival - (view.delay_time_s or 0)
+        if view.event_timestamp is not None and view.delay_time_s is None:
+            event = view.event_timestamp.timestamp()
+        ok = encode_reply(packet, Code.ACCOUNTING_RESPONSE, (), client.secret)
+        if status in (AcctStatusType.ACCOUNTING_ON, AcctStatusType.ACCOUNTING_OFF):
+            await self._close_nas(client.name, "nas restart")
+            return ok, "nas_restart"
+        if status not in (AcctStatusType.START, AcctStatusType.INTERIM_UPDATE, AcctStatusType.STOP):
+            return ok, "ignored"
+        key = self._call_key(
+            host, view.h323_conf_id, view.cisco_avpairs, view.session_id, view.h323_call_origin
+        )
+        if key is None:
+            return ok, "no_session_id"
+        total = view.session_time_s
+        connect = view.h323_connect_time.time.timestamp() if view.h323_connect_time else None
+        disconnect = (
+            view.h323_disconnect_time.time.timestamp() if view.h323_disconnect_time else None
+        )
+        if total is None and connect is not None and disconnect is not None:
+            total = max(0, int(disconnect - connect))
+        cause = ""
+        if view.h323_disconnect_cause_q850 is not None:
+            cause = f"Q.850;cause={view.h323_disconnect_cause_q850}"
+        elif view.terminate_cause is not None:
+            cause = f"RADIUS;Acct-Terminate-Cause={view.terminate_cause}"
+        common: dict[str, Any] = {
+            "session_id": key,
+            "protocol": PROTOCOL,
+            "peer": client.name,
+            "identities": self._candidates(view.user_name, view.calling_station_id),
+            "source_ip": host,
+            "calling": view.calling_station_id,
+            "called": view.called_station_id,
+            "caller_ip": view.h323_remote_address or "",
+            "extra": _extra(view.user_name, view.session_id, view.h323_conf_id, host),
+        }
+        if status is AcctStatusType.START:
+            answer = connect if connect is not None else event
+            request = ChargingRequest(
+                request_number=1,
+                request_type=RequestType.UPDATE,
+                answer_time=answer,
+                event_time=answer,
+                units=(UnitRequest(total_used_s=0),),
+                **common,
+            )
+            if self.service.has_session(key):
+                outcome = await self.service.handle(request)
+            else:
+                outcome = await self.service.handle(
+                    ChargingRequest(**{**_fields(request), "request_type": RequestType.INITIAL})
+                )
+                if isinstance(outcome, Denial) and outcome.code is DenialCode.INVALID_REQUEST:
+                    outcome = await self.service.handle(request)
+            return await self._after_hold(outcome, ok, key, client, host, view)
+        if status is AcctStatusType.INTERIM_UPDATE:
+            used = total or 0
+            request = ChargingRequest(
+                request_number=2 + used,
+                request_type=RequestType.UPDATE,
+                units=(UnitRequest(total_used_s=used),),
+                **common,
+            )
+            outcome = await self.service.handle(request)
+            return await self._after_hold(outcome, ok, key, client, host, view)
+        request = ChargingRequest(
+            request_number=STOP_NUMBER_BASE + (total or 0),
+            request_type=RequestType.TERMINATE,
+            units=(UnitRequest(total_used_s=total),),
+            answer_time=connect,
+            end_time=disconnect if disconnect is not None else event,
+            event_time=connect,
+            hangup_cause=cause,
+            **common,
+        )
+        outcome = await self.service.handle(request)
+        if isinstance(outcome, Denial):
+            if outcome.code is DenialCode.SERVICE_UNAVAILABLE:
+                return None, "backend_unavailable"
+            self.metrics.denials.labels(PROTOCOL, outcome.code.value).inc()
+            log.warning("stop not charged", session_id=key, reason=outcome.code.value)
+            return ok, outcome.code.value
+        return ok, "stop"
+
+    async def _after_hold(
+        self, outcome: Outcome, ok: bytes, key: str, client: _Client, host: str, view: Any
+    ) -> tuple[bytes | None, str]:
+        if isinstance(outcome, Denial) and outcome.code is DenialCode.SERVICE_UNAVAILABLE:
+            return None, "backend_unavailable"
+        denied = isinstance(outcome, Denial) or (
+            isinstance(outcome, Grant) and bool(outcome.units) and outcome.units[0].denial
+        )
+        if denied:
+            reason = outcome.code.value if isinstance(outcome, Denial) else "credit_exhausted"
+            self.metrics.denials.labels(PROTOCOL, reason).inc()
+            if client.disconnect_port:
+                task = asyncio.ensure_future(
+                    self.disconnect(
+                        host, client, view.session_id, view.user_name, view.h323_conf_id, reason
+                    )
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return ok, reason
+        return ok, "ok"
+
+    async def _close_nas(self, nas: str, cause: str) -> None:
+        for session_id in self.service.sessions_of_peer(nas):
+            await self.service.close_session(session_id, None, cause, "nas")
+
+    # -- Disconnect-Request (RFC 5176) ---------------------------------------------------
+
+    async def disconnect(
+        self,
+        host: str,
+        client: _Client,
+        acct_session_id: str | None,
+        user_name: str | None,
+        conf_id: str | None,
+        reason: str,
+    ) -> str:
+        """Ask a NAS to end a call; return ack, nak or timeout."""
+        sender = self._disconnect
+        if sender is None or sender.transport is None or not client.disconnect_port:
+            return "not_configured"
+        attrs = self._attrs
+        attributes: list[tuple[int, bytes]] = []
+        if acct_session_id:
+            attributes.append(string_attribute(attrs.acct_session_id, acct_session_id))
+        if user_name:
+            attributes.append(string_attribute(attrs.user_name, user_name))
+        if conf_id:
+            attributes.append(h323_attribute("h323-conf-id", conf_id, self.dictionary))
+        with contextlib.suppress(ValueError):
+            attributes.append(ipaddr_attribute(attrs.nas_ip, host))
+        identifier = next(self._identifiers)
+        data = encode_request(Code.DISCONNECT_REQUEST, identifier, attributes, client.secret)
+        request = decode_packet(data, self.dictionary)
+        loop = asyncio.get_running_loop()
+        outcome = "timeout"
+        for _ in range(self.settings.disconnect_retries):
+            future: asyncio.Future[bytes] = loop.create_future()
+            sender.waiting[(host, identifier)] = future
+            sender.transport.sendto(data, (host, client.disconnect_port))
+            try:
+                raw = await asyncio.wait_for(future, self.settings.disconnect_timeout_s)
+            except TimeoutError:
+                continue
+            finally:
+                sender.waiting.pop((host, identifier), None)
+            try:
+                reply = decode_packet(raw, self.dictionary)
+                verify_reply(reply, request, client.secret)
+            except RadiusError as exc:
+                self._drop(exc.reason.value, host, "disconnect reply")
+                continue
+            outcome = "ack" if reply.code is Code.DISCONNECT_ACK else "nak"
+            break
+        self.metrics.requests.labels(PROTOCOL, "disconnect", outcome).inc()
+        log.info(
+            "disconnect",
+            nas=client.name,
+            acct_session_id=acct_session_id,
+            reason=reason,
+            result=outcome,
+        )
+        return outcome
+
+    async def disconnect_session(self, peer: str, extra: dict[str, str], reason: str) -> str:
+        """Disconnect a session known from its CDR/session extras (fraud, administration)."""
+        host = extra.get("nas_address", "")
+        client = self._client(host) if host else None
+        if client is None:
+            return "not_configured"
+        return await self.disconnect(
+            host,
+            client,
+            extra.get("acct_session_id"),
+            extra.get("user_name"),
+            extra.get("h323_conf_id"),
+            reason,
+        )
+
+    # -- test hooks ----------------------------------------------------------------------
+
+    @staticmethod
+    def new_identifier() -> int:
+        """A random identifier (for tools that send requests)."""
+        return secrets.randbelow(256)
+
+
+def _extra(
+    user_name: str | None, acct_session_id: str | None, conf_id: str | None, host: str
+) -> dict[str, str]:
+    extra = {"nas_address": host}
+    if user_name:
+        extra["user_name"] = user_name
+    if acct_session_id:
+        extra["acct_session_id"] = acct_session_id
+    if conf_id:
+        extra["h323_conf_id"] = conf_id
+    return extra
+
+
+def _fields(instance: Any) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in instance.__slots__}
