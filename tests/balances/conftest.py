@@ -13,6 +13,7 @@ from tests.balances.backends import Backend, delete_redis_keys
 
 BACKENDS = [
     pytest.param("embedded", id="embedded"),
+    pytest.param("redis", id="redis", marks=pytest.mark.integration),
 ]
 
 
