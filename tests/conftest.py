@@ -3,19 +3,26 @@
 With ``OCSD_REQUIRE_SERVICES=1`` (set by ``.ci/run``) an integration test that skips — for
 lack of Redis, PostgreSQL or a peer program — fails the run.
 
+Services are found through environment variables with local defaults:
+``OCSD_TEST_REDIS_URL`` (``redis://127.0.0.1:6379/0``). Tests share those servers with other
+work: they use their own key prefixes and delete only their own keys, never FLUSHDB.
+
 Records-database fixtures: every test gets its own SQLite file or PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 REQUIRE_SERVICES = os.environ.get("OCSD_REQUIRE_SERVICES") == "1"
+REDIS_URL = os.environ.get("OCSD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -27,6 +34,48 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.longrepr = (
             f"integration test skipped while OCSD_REQUIRE_SERVICES=1: {report.longrepr}"
         )
+
+
+def reachable(url: str, default_port: int, timeout_s: float = 0.5) -> str | None:
+    """None if a TCP connection to the URL's host and port succeeds, else why it did not."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} not reachable: {exc}"
+
+
+def require_service(url: str, default_port: int) -> str:
+    """Return the URL, or skip the test (a failure with OCSD_REQUIRE_SERVICES=1)."""
+    problem = reachable(url, default_port)
+    if problem is not None:
+        pytest.skip(problem)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of a Redis the tests may use (with their own key prefixes)."""
+    url = require_service(REDIS_URL, 6379)
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=1.0)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis at {url} does not answer PING: {exc}")
+    finally:
+        client.close()
+    return url
+
+
+@pytest.fixture
+def redis_available(redis_url: str) -> str:
+    """Skip (fail in CI) unless Redis answers."""
+    return redis_url
 
 
 PG_ADMIN_URL = os.environ.get("OCSD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

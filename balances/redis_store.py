@@ -1,0 +1,753 @@
+"""The Redis balance store: every step is one Lua script on one hash slot, pipelined.
+
+Key layout. An account lives in shard ``crc32(account id) % shards``; every key of the account
+carries the shard's hash tag ``{<prefix>:<shard>}`` (account ids are escaped inside keys:
+``%`` -> ``%25``, ``:`` -> ``%3A``)::
+
+    {p:N}:a:<account>             hash    balance, held, limits, period counters, bundle counters
+    {p:N}:s:<account>:<session>   hash    an open session, or a tombstone (with a TTL)
+    {p:N}:l:<account>             hash    ledger idempotency key -> balance after (kept for good)
+    {p:N}:deadlines               zset    session key -> deadline ms, open sessions only
+    {p:N}:records                 stream  the shard's record queue (consumer group ``records``)
+    p:sidx:<session>              string  session -> account index; outside the slot, with a TTL
+
+Every script declares all its keys in KEYS and they share one slot, so the same code runs on
+Redis Cluster. The scripts (``balances/lua``, with ``common.lua`` in front of each) carry a
+``#!lua`` shebang so that Redis refuses a whole script under ``maxmemory`` instead of failing
+half-way, and they check everything before their first write. Amounts stay within ±2**50
+(``engine.MAX_MICROS``) so that Lua's doubles compute them exactly.
+
+One step is one ``EVALSHA`` (plus, for an opening ``HOLD``, the ``SET`` of the session index in
+the same write): one round trip. Concurrent callers are batched: ``step`` puts its commands
+in a queue and a flush on the next loop turn (or as soon as ``max_batch`` steps wait) writes a
+whole batch on one of ``pool_size`` connections and hands each caller its reply. A batch not
+answered within ``timeout_ms`` fails all its callers with ``BackendUnavailable`` (their steps
+may or may not have run: a retry with the same request number is answered as a duplicate).
+
+The record queue is read with XREADGROUP across all shards' streams in one command (on Redis
+Cluster the reader would have to issue it per node); records are acknowledged and deleted
+together (``ack.lua``), so the stream length is the queue depth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.resources
+import zlib
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from balances.engine import (
+    AmountOutOfRange,
+    check_ledger,
+    check_limits,
+    check_step,
+)
+from balances.model import (
+    AccountKind,
+    AccountLimits,
+    AccountState,
+    AccountStatus,
+    DenyReason,
+    LedgerKind,
+    LedgerResult,
+    OpenSession,
+    QueuedRecord,
+    RecordKind,
+    Step,
+    StepKind,
+    StepResult,
+    StepStatus,
+)
+from balances.settings import RedisStoreSettings
+from balances.store import BackendUnavailable
+
+Command = tuple[Any, ...]
+
+_UNAVAILABLE_ERRORS = (
+    "BUSY",
+    "LOADING",
+    "READONLY",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "OOM",
+    "TRYAGAIN",
+)
+_STATUS = {s.value.encode(): s for s in StepStatus}
+_REASON: dict[str, DenyReason | None] = {r.value: r for r in DenyReason}
+_REASON[""] = None
+_KINDS = {k.value.encode(): k for k in AccountKind}
+_STATUSES = {s.value.encode(): s for s in AccountStatus}
+_RECORD_KINDS = {k.value.encode(): k for k in RecordKind}
+_ACCOUNT_FIELDS = (
+    "bal",
+    "held",
+    "kind",
+    "status",
+    "credit",
+    "dcap",
+    "mcap",
+    "dkey",
+    "dspent",
+    "mkey",
+    "mspent",
+    "sess",
+    "maxs",
+)
+_SESSION_FIELDS = ("acct", "sid", "open", "ver", "dl", "state", "holds")
+_ACK_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    name: str
+    body: bytes
+    sha: str
+
+
+def _load_script(name: str, common: str) -> _Script:
+    text = importlib.resources.files("balances").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    body = f"#!lua\n{common}\n{text}".encode()
+    return _Script(name, body, hashlib.sha1(body).hexdigest())
+
+
+def _scripts() -> dict[str, _Script]:
+    common = importlib.resources.files("balances").joinpath("lua", "common.lua")
+    text = common.read_text("utf-8")
+    names = ("hold", "close", "event", "ledger", "put_account", "ack")
+    return {name: _load_script(name, text) for name in names}
+
+
+def _escape(account_id: str) -> str:
+    return account_id.replace("%", "%25").replace(":", "%3A")
+
+
+class _Pipeliner:
+    """Sends the commands of concurrent callers in one write per loop turn and connection.
+
+    A caller queues a group of commands (sent back to back, never split across writes) and
+    awaits the reply of the first; ``send`` queues commands whose replies nobody waits for.
+    """
+
+    def __init__(self, connections: list[AbstractConnection], max_batch: int, timeout_s: float):
+        self._connections = connections
+        self._idle = list(connections)
+        self._queue: deque[tuple[tuple[Command, ...], asyncio.Future[Any] | None]] = deque()
+        self._scheduled = False
+        self._max_batch = max_batch
+        self._timeout_s = timeout_s
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.round_trips = 0
+        """Writes sent (each answered in one round trip), for benches and tests."""
+        self.commands = 0
+        self.closed = False
+
+    def call(self, *commands: Command) -> asyncio.Future[Any]:
+        """Queue commands; the future gets the first one's reply (or its error)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._push(loop, commands, future)
+        return future
+
+    def send(self, *commands: Command) -> None:
+        """Queue commands nobody waits for (their errors are ignored)."""
+        self._push(asyncio.get_running_loop(), commands, None)
+
+    def _push(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        commands: tuple[Command, ...],
+        future: asyncio.Future[Any] | None,
+    ) -> None:
+        if self.closed:
+            raise BackendUnavailable("the balance store is closed")
+        self._queue.append((commands, future))
+        if len(self._queue) >= self._max_batch:
+            self._dispatch()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        queue = self._queue
+        while queue and self._idle:
+            connection = self._idle.pop()
+            batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+            task = asyncio.get_running_loop().create_task(self._run(connection, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self,
+        connection: AbstractConnection,
+        batch: list[tuple[tuple[Command, ...], asyncio.Future[Any] | None]],
+    ) -> None:
+        try:
+            commands = [command for group, _ in batch for command in group]
+            async with asyncio.timeout(self._timeout_s):
+                await connection.send_packed_command(
+                    connection.pack_commands(commands), check_health=False
+                )
+                self.round_trips += 1
+                self.commands += len(commands)
+                for group, future in batch:
+                    first: Any = None
+                    for index in range(len(group)):
+                        try:
+                            reply = await connection.read_response()
+                        except ResponseError as error:
+                            reply = error
+                        if index == 0:
+                            first = reply
+                    if future is not None and not future.done():
+                        if isinstance(first, ResponseError):
+                            future.set_exception(first)
+                        else:
+                            future.set_result(first)
+        except BaseException as exc:
+            await connection.disconnect(nowait=True)
+            failure = BackendUnavailable(f"Redis: {exc!r}")
+            failure.__cause__ = exc
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(failure)
+            if not isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
+                raise
+        finally:
+            self._idle.append(connection)
+            if self._queue and not self.closed:
+                self._dispatch()
+
+    async def close(self) -> None:
+        """Let the batches in flight finish, then close the connections."""
+        self.closed = True
+        while self._queue:
+            _, future = self._queue.popleft()
+            if future is not None and not future.done():
+                future.set_exception(BackendUnavailable("the balance store is closed"))
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=self._timeout_s)
+        for connection in self._connections:
+            await connection.disconnect()
+
+
+class _Keys:
+    """Key names of one prefix and shard count."""
+
+    def __init__(self, prefix: str, shards: int) -> None:
+        self.shards = shards
+        self.prefix = prefix
+        self.tags = [f"{{{prefix}:{n}}}" for n in range(shards)]
+        self.deadlines = [f"{tag}:deadlines" for tag in self.tags]
+        self.records = [f"{tag}:records" for tag in self.tags]
+        self.shard_of_stream = {name.encode(): n for n, name in enumerate(self.records)}
+
+    def shard(self, account_id: str) -> int:
+        return zlib.crc32(account_id.encode()) % self.shards
+
+    def account(self, account_id: str) -> tuple[int, str, str]:
+        """Shard, tag and escaped id of an account."""
+        shard = zlib.crc32(account_id.encode()) % self.shards
+        return shard, self.tags[shard], _escape(account_id)
+
+    def index(self, session_id: str) -> str:
+        return f"{self.prefix}:sidx:{session_id}"
+
+
+def _unavailable(error: ResponseError) -> bool:
+    return str(error).startswith(_UNAVAILABLE_ERRORS)
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None else 0
+
+
+class RedisBalanceStore:
+    """The ``BalanceStore`` on Redis (standalone or Sentinel; the keys are Cluster-ready)."""
+
+    def __init__(self, settings: RedisStoreSettings) -> None:
+        self.settings = settings
+        self._keys = _Keys(settings.key_prefix, settings.shards)
+        self._scripts = _scripts()
+        self._timeout_s = settings.timeout_ms / 1000
+        pool = ConnectionPool.from_url(settings.url)
+        kwargs = {
+            **pool.connection_kwargs,
+            "socket_timeout": None,
+            "socket_connect_timeout": self._timeout_s,
+            "retry": Retry(NoBackoff(), 0),
+            "decode_responses": False,
+            "protocol": 2,
+        }
+        self._connection_class = pool.connection_class
+        self._connection_kwargs = kwargs
+        self._pipe = _Pipeliner(
+            [pool.connection_class(**kwargs) for _ in range(settings.pool_size)],
+            settings.max_batch,
+            self._timeout_s,
+        )
+        self._reader: AbstractConnection | None = None
+        self._reader_lock = asyncio.Lock()
+        self._groups_ready = False
+        self._load_lock = asyncio.Lock()
+
+    @property
+    def round_trips(self) -> int:
+        """Pipelined writes sent so far (each one round trip)."""
+        return self._pipe.round_trips
+
+    # -- calls -------------------------------------------------------------------------
+
+    async def _call(self, *commands: Command) -> Any:
+        try:
+            return await self._pipe.call(*commands)
+        except ResponseError as error:
+            if _unavailable(error):
+                raise BackendUnavailable(f"Redis: {error}") from error
+            raise
+
+    async def _eval(self, script: _Script, keys: Sequence[str], args: Iterable[Any]) -> Any:
+        return await self._eval_with(script, (len(keys), *keys, *args))
+
+    async def _eval_with(self, script: _Script, tail: Command, *extra: Command) -> Any:
+        try:
+            try:
+                return await self._call(("EVALSHA", script.sha, *tail), *extra)
+            except NoScriptError:
+                await self._load_scripts()
+                return await self._call(("EVALSHA", script.sha, *tail), *extra)
+        except ResponseError as error:
+            if str(error).startswith("OCSD_RANGE"):
+                raise AmountOutOfRange(str(error)) from error
+            raise
+
+    async def _load_scripts(self) -> None:
+        async with self._load_lock:
+            for script in self._scripts.values():
+                sha = await self._call(("SCRIPT", "LOAD", script.body))
+                if sha.decode() != script.sha:
+                    raise RuntimeError(f"Redis gave script {script.name} another sha1: {sha!r}")
+
+    # -- accounts ----------------------------------------------------------------------
+
+    async def put_account(self, limits: AccountLimits) -> None:
+        """Create an account with a zero balance, or update the limits of an existing one."""
+        check_limits(limits)
+        _, tag, escaped = self._keys.account(limits.account_id)
+        await self._eval(
+            self._scripts["put_account"],
+            (f"{tag}:a:{escaped}",),
+            (
+                limits.kind.value,
+                limits.status.value,
+                limits.credit_limit_micros,
+                limits.daily_cap_micros,
+                limits.monthly_cap_micros,
+                limits.max_sessions,
+            ),
+        )
+
+    async def get_account(self, account_id: str) -> AccountState | None:
+        """Return an account's state, or None if the store does not know it."""
+        _, tag, escaped = self._keys.account(account_id)
+        v = await self._call(("HMGET", f"{tag}:a:{escaped}", *_ACCOUNT_FIELDS))
+        if v[0] is None:
+            return None
+        return AccountState(
+            account_id=account_id,
+            kind=_KINDS[v[2]],
+            status=_STATUSES[v[3]],
+            balance_micros=int(v[0]),
+            held_micros=int(v[1]),
+            credit_limit_micros=_int(v[4]),
+            daily_cap_micros=_int(v[5]),
+            monthly_cap_micros=_int(v[6]),
+            day_key=(v[7] or b"").decode(),
+            day_spent_micros=_int(v[8]),
+            month_key=(v[9] or b"").decode(),
+            month_spent_micros=_int(v[10]),
+            sessions=_int(v[11]),
+            max_sessions=_int(v[12]),
+        )
+
+    # -- steps -------------------------------------------------------------------------
+
+    async def step(self, step: Step) -> StepResult:
+        """Run one atomic step (hold, close or event): one script call, one round trip."""
+        check_step(step)
+        shard, tag, escaped = self._keys.account(step.account_id)
+        account_key = f"{tag}:a:{escaped}"
+        session_key = f"{tag}:s:{escaped}:{step.session_id}"
+        kind = step.kind
+        extra: tuple[Command, ...] = ()
+        if kind is StepKind.HOLD:
+            args: list[Any] = [
+                3,
+                account_key,
+                session_key,
+                self._keys.deadlines[shard],
+                step.account_id,
+                step.session_id,
+                step.request_number,
+                step.now_ms,
+                step.day_key,
+                step.month_key,
+                b"1" if step.new_session else b"0",
+                b"" if step.expected_version is None else step.expected_version,
+                step.deadline_ms,
+                step.state,
+                step.context,
+                len(step.holds),
+            ]
+            for hold in step.holds:
+                args += (hold.key, hold.desired_micros, hold.min_micros, hold.keep_micros)
+            args.append(len(step.bundle_holds))
+            for bundle in step.bundle_holds:
+                args += (
+                    bundle.bundle_id,
+                    bundle.period_key,
+                    bundle.allowance_s,
+                    bundle.desired_s,
+                    bundle.keep_s,
+                )
+            script = self._scripts["hold"]
+            if step.new_session:
+                extra = (
+                    (
+                        "SET",
+                        self._keys.index(step.session_id),
+                        step.account_id,
+                        "PX",
+                        self.settings.session_index_ttl_ms,
+                    ),
+                )
+        else:
+            if kind is StepKind.CLOSE:
+                args = [
+                    4,
+                    account_key,
+                    session_key,
+                    self._keys.deadlines[shard],
+                    self._keys.records[shard],
+                    step.account_id,
+                    step.request_number,
+                    step.now_ms,
+                    step.day_key,
+                    step.month_key,
+                    b"" if step.expected_version is None else step.expected_version,
+                ]
+                script = self._scripts["close"]
+            else:
+                args = [
+                    3,
+                    account_key,
+                    session_key,
+                    self._keys.records[shard],
+                    step.account_id,
+                    step.request_number,
+                    step.now_ms,
+                    step.day_key,
+                    step.month_key,
+                ]
+                script = self._scripts["event"]
+            args += (step.debit_micros,)
+            if kind is StepKind.EVENT:
+                args.append(b"1" if step.require_funds else b"0")
+            args += (
+                step.record,
+                step.context,
+                step.tombstone_ttl_ms,
+                self.settings.tombstone_grace_ms,
+                len(step.bundle_used_s),
+            )
+            for used in step.bundle_used_s:
+                args += used
+        reply = await self._eval_with(script, tuple(args), *extra)
+        result = self._result(reply, step)
+        if kind is StepKind.CLOSE:
+            if result.status is StepStatus.OK:
+                self._pipe.send(("DEL", self._keys.index(step.session_id)))
+        elif step.new_session and kind is StepKind.HOLD:
+            status = result.status
+            if status is StepStatus.UNKNOWN_SESSION or (
+                status is StepStatus.DENIED and result.reason is not DenyReason.SESSION_EXISTS
+            ):
+                self._pipe.send(("DEL", self._keys.index(step.session_id)))
+        return result
+
+    @staticmethod
+    def _result(reply: list[bytes], step: Step) -> StepResult:
+        status_name, packed, state, context = reply
+        status = _STATUS[status_name]
+        (_, reason, holds, hold_reasons, bundle_holds, debited, balance, available, version) = (
+            msgpack.unpackb(packed)
+        )
+        if status is StepStatus.OK:
+            context = step.context
+        return StepResult(
+            status=status,
+            reason=_REASON[reason],
+            holds=tuple(holds),
+            hold_reasons=tuple([_REASON[r] for r in hold_reasons]),
+            bundle_holds=tuple(bundle_holds),
+            debited_micros=debited,
+            balance_micros=balance,
+            available_micros=available,
+            context=context,
+            session_state=state,
+            version=version,
+        )
+
+    async def ledger(
+        self,
+        account_id: str,
+        kind: LedgerKind,
+        amount_micros: int,
+        idempotency_key: str,
+        record: bytes,
+        now_ms: int,
+    ) -> LedgerResult:
+        """Credit (or, negative, debit) an account outside calls and queue its ledger record."""
+        check_ledger(account_id, amount_micros, idempotency_key, now_ms)
+        shard, tag, escaped = self._keys.account(account_id)
+        applied, duplicate, balance, reason = await self._eval(
+            self._scripts["ledger"],
+            (f"{tag}:a:{escaped}", f"{tag}:l:{escaped}", self._keys.records[shard]),
+            (account_id, amount_micros, idempotency_key, record, now_ms),
+        )
+        return LedgerResult(bool(applied), bool(duplicate), int(balance), _REASON[reason.decode()])
+
+    # -- sessions ----------------------------------------------------------------------
+
+    async def get_session(self, account_id: str, session_id: str) -> OpenSession | None:
+        """Return an open session of an account."""
+        _, tag, escaped = self._keys.account(account_id)
+        v = await self._call(("HMGET", f"{tag}:s:{escaped}:{session_id}", *_SESSION_FIELDS))
+        return self._open_session(v, account_id, session_id)
+
+    @staticmethod
+    def _open_session(v: list[Any], account_id: str, session_id: str) -> OpenSession | None:
+        if v[2] != b"1":
+            return None
+        holds = msgpack.unpackb(v[6]) if v[6] else {}
+        return OpenSession(
+            account_id=account_id,
+            session_id=session_id,
+            version=int(v[3]),
+            deadline_ms=int(v[4]),
+            state=v[5] or b"",
+            holds=dict(holds) if holds else {},
+        )
+
+    async def find_session_account(self, session_id: str) -> str | None:
+        """Return the account of an open session known only by its id (two round trips)."""
+        found = await self._call(("GET", self._keys.index(session_id)))
+        if found is None:
+            return None
+        account_id: str = found.decode()
+        _, tag, escaped = self._keys.account(account_id)
+        is_open = await self._call(("HGET", f"{tag}:s:{escaped}:{session_id}", "open"))
+        return account_id if is_open == b"1" else None
+
+    async def expired_sessions(self, now_ms: int, limit: int) -> list[OpenSession]:
+        """Return up to ``limit`` open sessions whose deadline has passed."""
+        if limit <= 0:
+            return []
+        keys = self._keys
+        found = await self._calls(
+            ("ZRANGEBYSCORE", name, "-inf", now_ms, "WITHSCORES", "LIMIT", 0, limit)
+            for name in keys.deadlines
+        )
+        candidates: list[tuple[float, bytes]] = []
+        for pairs in found:
+            candidates.extend((float(pairs[i + 1]), pairs[i]) for i in range(0, len(pairs), 2))
+        candidates.sort()
+        del candidates[limit:]
+        rows = await self._calls(("HMGET", key, *_SESSION_FIELDS) for _, key in candidates)
+        sessions: list[OpenSession] = []
+        for row in rows:
+            if row[0] is None or row[1] is None:
+                continue
+            session = self._open_session(row, row[0].decode(), row[1].decode())
+            if session is not None and session.deadline_ms <= now_ms:
+                sessions.append(session)
+        return sessions
+
+    async def _calls(self, commands: Iterable[Command]) -> list[Any]:
+        """Several independent commands, sent together (one round trip when they fit a batch)."""
+        futures = [self._pipe.call(command) for command in commands]
+        try:
+            return list(await asyncio.gather(*futures))
+        except ResponseError as error:
+            if _unavailable(error):
+                raise BackendUnavailable(f"Redis: {error}") from error
+            raise
+
+    # -- record queue ------------------------------------------------------------------
+
+    async def _ensure_groups(self) -> None:
+        if self._groups_ready:
+            return
+        group = self.settings.consumer_group
+        results = await asyncio.gather(
+            *(
+                self._pipe.call(("XGROUP", "CREATE", name, group, "0", "MKSTREAM"))
+                for name in self._keys.records
+            ),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, ResponseError) and "BUSYGROUP" in str(result):
+                continue
+            if isinstance(result, BaseException):
+                raise result
+        self._groups_ready = True
+
+    async def read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
+        """Return queued records not yet acknowledged (first those this consumer left)."""
+        if count <= 0:
+            return []
+        try:
+            return await self._read_records(consumer, count, block_ms)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self._groups_ready = False
+            return await self._read_records(consumer, count, block_ms)
+
+    async def _read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
+        await self._ensure_groups()
+        keys = self._keys
+        group = self.settings.consumer_group
+        streams = keys.records
+        found: dict[str, QueuedRecord] = {}
+        own = await self._call(
+            (
+                "XREADGROUP",
+                "GROUP",
+                group,
+                consumer,
+                "COUNT",
+                count,
+                "STREAMS",
+                *streams,
+                *(["0"] * len(streams)),
+            )
+        )
+        self._collect(own, found, count)
+        if len(found) < count:
+            claims = await self._calls(
+                (
+                    "XAUTOCLAIM",
+                    name,
+                    group,
+                    consumer,
+                    self.settings.claim_idle_ms,
+                    "0-0",
+                    "COUNT",
+                    count - len(found),
+                )
+                for name in streams
+            )
+            for name, claim in zip(streams, claims, strict=True):
+                self._collect([[name.encode(), claim[1]]], found, count)
+        if len(found) < count:
+            command: Command = (
+                "XREADGROUP",
+                "GROUP",
+                group,
+                consumer,
+                "COUNT",
+                count - len(found),
+                *(("BLOCK", block_ms) if block_ms > 0 and not found else ()),
+                "STREAMS",
+                *streams,
+                *([">"] * len(streams)),
+            )
+            if block_ms > 0 and not found:
+                new = await self._blocking(command, block_ms)
+            else:
+                new = await self._call(command)
+            self._collect(new, found, count)
+        return list(found.values())
+
+    async def _blocking(self, command: Command, block_ms: int) -> Any:
+        """A blocking read, on a connection of its own so that it holds up no step."""
+        async with self._reader_lock:
+            if self._reader is None:
+                self._reader = self._connection_class(**self._connection_kwargs)
+            reader = self._reader
+            try:
+                async with asyncio.timeout(block_ms / 1000 + self._timeout_s):
+                    await reader.send_command(*command, check_health=False)
+                    return await reader.read_response()
+            except ResponseError:
+                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+                await reader.disconnect(nowait=True)
+                raise BackendUnavailable(f"Redis: {exc!r}") from exc
+
+    def _collect(self, reply: Any, found: dict[str, QueuedRecord], count: int) -> None:
+        if not reply:
+            return
+        for stream, entries in reply:
+            shard = self._keys.shard_of_stream[stream]
+            for entry_id, fields in entries:
+                if fields is None or len(found) >= count:
+                    # deleted meanwhile, or beyond what was asked (it stays pending for us)
+                    continue
+                record_id = f"{shard}/{entry_id.decode()}"
+                if record_id in found:
+                    continue
+                values = dict(zip(fields[::2], fields[1::2], strict=True))
+                found[record_id] = QueuedRecord(
+                    record_id=record_id,
+                    kind=_RECORD_KINDS[values[b"k"]],
+                    payload=values[b"p"],
+                    account_id=values[b"a"].decode(),
+                    amount_micros=int(values[b"m"]),
+                    balance_micros=int(values[b"b"]),
+                    at_ms=int(values[b"t"]),
+                )
+
+    async def ack_records(self, records: Sequence[QueuedRecord]) -> None:
+        """Remove records from the queue once they are stored for good."""
+        by_shard: dict[int, list[str]] = {}
+        for record in records:
+            shard, _, entry_id = record.record_id.partition("/")
+            by_shard.setdefault(int(shard), []).append(entry_id)
+        script = self._scripts["ack"]
+        group = self.settings.consumer_group
+        await asyncio.gather(
+            *(
+                self._eval(script, (self._keys.records[shard],), (group, *ids[i : i + _ACK_CHUNK]))
+                for shard, ids in by_shard.items()
+                for i in range(0, len(ids), _ACK_CHUNK)
+            )
+        )
+
+    async def queue_depth(self) -> int:
+        """Return how many records wait in the queue."""
+        lengths = await self._calls(("XLEN", name) for name in self._keys.records)
+        return sum(lengths)
+
+    async def close(self) -> None:
+        """Finish the batches in flight and close the connections."""
+        await self._pipe.close()
+        if self._reader is not None:
+            await self._reader.disconnect()

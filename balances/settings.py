@@ -1,0 +1,66 @@
+"""Settings of the balance store backends (``ocsd`` composes them from its configuration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class RedisStoreSettings:
+    """Where the Redis store lives and how it talks to it."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "ocsd"
+    """Every key starts with it (inside the hash tag ``{<prefix>:<shard>}``)."""
+    shards: int = 256
+    """Accounts are spread over this many hash tags; changing it moves every account."""
+    timeout_ms: int = 500
+    """A call (a pipelined batch) not answered within this raises ``BackendUnavailable``."""
+    pool_size: int = 16
+    """Connections carrying pipelined steps; one batch is in flight on each at a time."""
+    max_batch: int = 256
+    """Most steps sent in one pipelined write."""
+    session_index_ttl_ms: int = 86_400_000
+    """How long the session -> account index outlives a session's opening step."""
+    tombstone_grace_ms: int = 60_000
+    """Redis keeps a tombstone this long after it expired (clocks of nodes differ)."""
+    consumer_group: str = "records"
+    """The consumer group of the record streams."""
+    claim_idle_ms: int = 60_000
+    """A record read by another consumer and not acknowledged for this long is read again."""
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("url must be a redis://, rediss:// or unix:// URL")
+        if not self.key_prefix or any(c in self.key_prefix for c in "{}"):
+            raise ValueError("key_prefix must be non-empty and without braces")
+        if not 1 <= self.shards <= 16384:
+            raise ValueError("shards must be between 1 and 16384")
+        if self.timeout_ms <= 0 or self.pool_size <= 0 or self.max_batch <= 0:
+            raise ValueError("timeout_ms, pool_size and max_batch must be positive")
+        if self.session_index_ttl_ms <= 0 or self.tombstone_grace_ms < 0:
+            raise ValueError("session_index_ttl_ms must be positive, tombstone_grace_ms >= 0")
+        if not self.consumer_group or self.claim_idle_ms < 0:
+            raise ValueError("consumer_group must be set and claim_idle_ms not negative")
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedStoreSettings:
+    """How the embedded store uses its SQLite file."""
+
+    busy_timeout_ms: int = 5_000
+    """How long a step waits for another process's transaction before ``BackendUnavailable``."""
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """NORMAL: a power loss may lose the last committed steps (whole, with their records);
+    FULL: every commit is on disk before the step returns (slower)."""
+    claim_idle_ms: int = 60_000
+    """A record read by another consumer and not acknowledged for this long is read again."""
+    poll_interval_ms: int = 20
+    """How often a blocking ``read_records`` looks for new records."""
+
+    def __post_init__(self) -> None:
+        if self.busy_timeout_ms < 0 or self.claim_idle_ms < 0 or self.poll_interval_ms <= 0:
+            raise ValueError("busy_timeout_ms, claim_idle_ms >= 0 and poll_interval_ms > 0")
+        if self.synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
