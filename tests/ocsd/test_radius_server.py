@@ -228,7 +228,7 @@ async def test_accounting_on_closes_the_nas_sessions(world: World, server: Radiu
 async def test_wrong_secret_and_unknown_client_are_dropped(
     world: World, server: RadiusServer
 ) -> None:
-    code, out = await radclient(
+    _, out = await radclient(
         server, "acct", 'User-Name = "alice", Acct-Status-Type = Start', secret="wrong"
     )
     assert "No reply" in out
