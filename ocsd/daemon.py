@@ -22,14 +22,20 @@ from typing import Any
 
 from balances.model import AccountLimits
 from balances.store import BackendUnavailable, BalanceStore
+from lcr.portability import PortabilityIndex
+from lcr.quality_store import MemoryRoutingState, RedisRoutingState
+from lcr.router import Router
+from lcr.state import HotStoreUnavailable, refresh
 from ocsd.charging import ChargingService
 from ocsd.config import Config
 from ocsd.directory import Directory
 from ocsd.http_server import HttpServer
+from ocsd.lcr_store import LcrStore
 from ocsd.logs import configure_logging, get_logger
 from ocsd.master_store import MasterStore
 from ocsd.metrics import Metrics, enable_multiprocess_metrics
 from ocsd.radius_server import RadiusServer
+from ocsd.routing import Routing
 from ocsd.schema import require_current, upgrade
 from ocsd.sql_store import Database, redact
 from ocsd.stores import open_balance_store
@@ -52,11 +58,44 @@ def open_records(config: Config) -> Database:
     return db
 
 
+class MasterLoader:
+    """Loads master data (and the routing catalog) in a thread, reusing what did not change."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._directory: Directory | None = None
+        self._portability: PortabilityIndex | None = None
+        self._portability_marker = -1
+
+    def load(self) -> tuple[Directory, Router | None]:
+        """A new directory and router (blocking: run it in a thread)."""
+        config = self.config
+        previous = self._directory.decks if self._directory is not None else None
+        with open_records(config) as db:
+            snapshot = MasterStore(db).snapshot(reuse=previous)
+            directory = Directory(snapshot, DialPlan(config.rating.dial_plan))
+            router = None
+            if config.lcr.enabled:
+                store = LcrStore(db)
+                marker = store.portability_marker()
+                if marker != self._portability_marker or self._portability is None:
+                    self._portability = store.load_portability()
+                    self._portability_marker = marker
+                catalog = store.load_catalog(snapshot.decks, portability_index=self._portability)
+                root = next((t for t in snapshot.tenants.values() if t.parent_id is None), None)
+                router = Router(
+                    catalog,
+                    config.lcr,
+                    fx=directory.rater.fx,
+                    home_currency=root.currency if root else "USD",
+                )
+        self._directory = directory
+        return directory, router
+
+
 def load_directory(config: Config) -> Directory:
     """Load master data into a new directory (blocking: run it in a thread)."""
-    with open_records(config) as db:
-        snapshot = MasterStore(db).snapshot()
-    return Directory(snapshot, DialPlan(config.rating.dial_plan))
+    return MasterLoader(config).load()[0]
 
 
 def master_marker(config: Config) -> int:
@@ -76,6 +115,8 @@ class Server:
         self.should_exit = asyncio.Event()
         self.started = asyncio.Event()
         self.directory: Directory | None = None
+        self.loader = MasterLoader(config)
+        self.routing: Routing | None = None
         self.store: BalanceStore | None = None
         self.service: ChargingService | None = None
         self.radius: RadiusServer | None = None
@@ -109,12 +150,15 @@ class Server:
     async def reload(self, reason: str) -> bool:
         """Load master data again and swap it in; False if loading failed."""
         try:
-            directory = await asyncio.to_thread(load_directory, self.config)
+            directory, router = await asyncio.to_thread(self.loader.load)
             await self._sync_limits(directory)
         except Exception:
             log.exception("reload failed; keeping the previous data", reason=reason)
             return False
         self.directory = directory
+        if self.routing is not None:
+            # Calls in progress keep the routes they were offered; new calls get the new ones.
+            self.routing.router = router
         log.info(
             "master data loaded",
             reason=reason,
@@ -144,6 +188,19 @@ class Server:
             self.notifier.watchdog()
             tell_supervisor(self.ready_fd, f"alive:{index}")
             await asyncio.sleep(interval)
+
+    async def _refresh_quality(self) -> None:
+        assert self.routing is not None
+        routing = self.routing
+        interval = self.config.lcr.quality.refresh_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await refresh(routing.state, routing.board, self.config.lcr, time.time())
+            except HotStoreUnavailable as exc:
+                log.warning("quality refresh: routing state unavailable", error=str(exc))
+            except Exception:
+                log.exception("quality refresh failed")
 
     async def _reap(self) -> None:
         assert self.service is not None
@@ -189,11 +246,29 @@ class Server:
         """Open stores, load master data, start listeners and background tasks."""
         config = self.config
         config.data_path.mkdir(parents=True, exist_ok=True)
-        self.directory = await asyncio.to_thread(load_directory, config)
+        directory, router = await asyncio.to_thread(self.loader.load)
+        self.directory = directory
         self.store = open_balance_store(config)
-        await self._sync_limits(self.directory)
+        await self._sync_limits(directory)
+        if config.lcr.enabled:
+            state = (
+                MemoryRoutingState(config.lcr)
+                if config.stores.hot_url == "embedded"
+                else RedisRoutingState.from_url(
+                    config.stores.hot_url,
+                    config.lcr,
+                    key_prefix=config.stores.redis_key_prefix,
+                    timeout_s=config.stores.redis_timeout_ms / 1000,
+                )
+            )
+            self.routing = Routing(config.lcr, state)
+            self.routing.router = router
         self.service = ChargingService(
-            config.charging, self.store, self.current_directory, node=config.node
+            config.charging,
+            self.store,
+            self.current_directory,
+            node=config.node,
+            routing=self.routing,
         )
         reuse = self.worker > 0
         if config.radius.enabled:
@@ -205,10 +280,12 @@ class Server:
             self.http = HttpServer(config.http, self.metrics, self.service, self.readiness)
             await self.http.start(reuse_port=reuse)
         self._spawn(self._reap(), "reaper")
+        if self.routing is not None:
+            self._spawn(self._refresh_quality(), "quality-refresh")
         self._spawn(self._poll_master(), "master-poll")
         self._spawn(self._keepalive(), "keepalive")
         self.started.set()
-        self.notifier.ready(f"serving {len(self.directory.accounts)} accounts")
+        self.notifier.ready(f"serving {len(directory.accounts)} accounts")
         tell_supervisor(self.ready_fd, f"ready:{max(self.worker - 1, 0)}")
         log.info(
             "started",
@@ -217,8 +294,8 @@ class Server:
             config=str(self.config_path) if self.config_path else "<defaults>",
             records=redact(config.records_url),
             hot=redact(config.stores.hot_url),
-            accounts=len(self.directory.accounts),
-            decks=len(self.directory.decks),
+            accounts=len(directory.accounts),
+            decks=len(directory.decks),
         )
 
     def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
@@ -249,6 +326,9 @@ class Server:
             await self.http.close()
         if self.radius is not None:
             await self.radius.close()
+        if self.routing is not None:
+            await self.routing.drain()
+            await self.routing.state.close()
         if self.store is not None:
             await self.store.close()
         log.info("stopped", seconds=round(time.monotonic() - started, 3))
