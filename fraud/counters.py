@@ -11,7 +11,8 @@ Counters:
 - live calls (``LIVE_ADD``, ``LIVE_TOUCH``, ``LIVE_REMOVE``, ``LIVE_COUNT``): a set of session
   ids, each with an expiry so a call whose end is never reported leaves by itself; the answer
   is the number of live calls (``LIVE_COUNT`` adds ``add`` to it and changes nothing);
-- sets (``SET_TEST``, ``SET_SIZE``, ``SET_ADD``): the countries an account has called.
+- sets (``SET_TEST``, ``SET_SIZE``, ``SET_ADD``): the countries an account has called, each
+  remembered for ``window_s`` after the last call to it.
 
 Each operation may carry ``trip_at``: the store counts the operations whose value reached it
 (the *gate*) and, when the gate tripped, takes the attempt back out of the live calls. A
