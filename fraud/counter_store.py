@@ -31,7 +31,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from fraud.counters import CounterPlan, CounterStoreUnavailable, CounterValues, read_only
+from fraud.counters import (
+    CounterPlan,
+    CounterStoreUnavailable,
+    CounterValues,
+    as_if_applied,
+    read_only,
+)
 
 FUNCTION_SOURCE = (
     resources.files("fraud").joinpath("lua/fraud_counters.lua").read_text(encoding="utf-8")
@@ -113,7 +119,7 @@ class RedisCounterStore:
 
     async def peek(self, plan: CounterPlan) -> CounterValues:
         """Read what the plan would read, changing nothing."""
-        return await self._run(read_only(plan))
+        return as_if_applied(plan, await self._run(read_only(plan)))
 
     async def maintain(self, now: float) -> None:
         """Nothing to do: Redis expires the keys."""

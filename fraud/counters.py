@@ -137,8 +137,22 @@ def read_only(plan: CounterPlan) -> CounterPlan:
     return CounterPlan(plan.account_id, plan.now_ms, tuple(ops), plan.buckets)
 
 
+def as_if_applied(plan: CounterPlan, read: CounterValues) -> CounterValues:
+    """The values ``read`` by ``read_only(plan)`` with the plan's additions counted, as if the
+    plan had run (what ``peek`` answers)."""
+    values = dict(read.values)
+    trips = 0
+    for op in plan.ops:
+        if op.kind is OpKind.WINDOW and op.add:
+            values[op.label] = values.get(op.label, 0) + op.add
+        if 0 <= op.trip_at <= values.get(op.label, 0):
+            trips += 1
+    return CounterValues(values, trips, False)
+
+
 __all__ = [
     "EMPTY",
+    "as_if_applied",
     "CounterOp",
     "CounterPlan",
     "CounterStore",

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from fraud.counters import CounterOp, CounterPlan, CounterValues, OpKind, read_only
+from fraud.counters import CounterOp, CounterPlan, CounterValues, OpKind, as_if_applied, read_only
 
 Key = tuple[str, str]
 
@@ -254,7 +254,7 @@ class EmbeddedCounterStore:
 
     async def peek(self, plan: CounterPlan) -> CounterValues:
         """Read what the plan would read, changing nothing."""
-        return self.apply_now(read_only(plan))
+        return as_if_applied(plan, self.apply_now(read_only(plan)))
 
     async def maintain(self, now: float) -> None:
         """Drop expired counters and save the changed ones."""
