@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from fraud.engine import FraudData, FraudEngine
 from fraud.listing import ListEntry, ListKind, Scope
+from fraud.model import Decision
 from fraud.rule import (
     Action,
     CallRateRule,
@@ -85,3 +86,51 @@ def engine(
     if settings:
         base = dataclasses.replace(base, **settings)  # type: ignore[arg-type]
     return FraudEngine.build(base, FraudData(tuple(entries), overrides or {}))
+
+
+class RecordingActions:
+    """FraudActions that remember what they were asked to do."""
+
+    def __init__(self, fail: set[str] | None = None) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.alerts: list[Mapping[str, object]] = []
+        self.fail = fail or set()
+
+    def _record(self, *call: str) -> None:
+        if call[0] in self.fail:
+            raise RuntimeError(f"{call[0]} failed")
+        self.calls.append(call)
+
+    async def block_destination(self, account_id: str, prefix: str, reason: str) -> None:
+        self._record("block_destination", account_id, prefix)
+
+    async def suspend_account(self, account_id: str, reason: str) -> None:
+        self._record("suspend_account", account_id)
+
+    async def terminate_sessions(self, account_id: str, reason: str) -> int:
+        self._record("terminate_sessions", account_id)
+        return 1
+
+    async def alert(self, event: Mapping[str, object]) -> None:
+        self._record("alert", str(event["account"]), str(event["rule"]))
+        self.alerts.append(event)
+
+
+class RecordingLog:
+    """A DecisionLog in memory."""
+
+    def __init__(self) -> None:
+        self.entries: list[Decision] = []
+
+    async def write(self, decisions: Sequence[Decision]) -> None:
+        self.entries.extend(decisions)
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
