@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from fraud.settings import FraudSettings
 from ocsd.typed_yaml import ConfigError, load_typed, load_typed_file
 from rating.dialplan import DialPlanSettings
 
@@ -88,6 +89,7 @@ class Config:
     data_dir: str = ""
     stores: StoreSettings = field(default_factory=StoreSettings)
     rating: RatingSettings = field(default_factory=RatingSettings)
+    fraud: FraudSettings = field(default_factory=FraudSettings)
     logging: LogSettings = field(default_factory=LogSettings)
 
     @property
@@ -109,6 +111,12 @@ class Config:
     def embedded_hot_path(self) -> Path:
         """The SQLite file of the embedded hot store."""
         return self.data_path / "hot.sqlite3"
+
+    @property
+    def embedded_fraud_path(self) -> Path:
+        """The SQLite file of the embedded fraud counters."""
+        configured = self.fraud.counters.embedded_file
+        return Path(configured) if configured else self.data_path / "fraud.sqlite3"
 
 
 def check(config: Config) -> list[str]:
