@@ -3,20 +3,20 @@
 Key layout (every key of an account carries its shard's hash tag, the balance store's scheme,
 so one script touches one slot and Redis Cluster works)::
 
-    {<prefix>:<shard>}:fraud:<counter>:<account>      shard = crc32(account) % shards
+    {<prefix>:<shard>}:fraud:<what>:<account>      shard = crc32(account) % shards
 
-    {ocsd:17}:fraud:calls:60:alice             hash  bucket -> attempts (sliding window)
-    {ocsd:17}:fraud:spend:3600:alice           hash  bucket -> micro-units spent
-    {ocsd:17}:fraud:spend:86400:alice          hash
-    {ocsd:17}:fraud:cc:JM:spend:3600:alice     hash  per destination country
-    {ocsd:17}:fraud:cc:JM:secs:3600:alice      hash
-    {ocsd:17}:fraud:short:6:300:alice          hash  calls shorter than 6 s
-    {ocsd:17}:fraud:live:alice                 zset  session -> expiry (ms)
-    {ocsd:17}:fraud:countries:alice            hash  country -> last call (ms)
+    {ocsd:17}:fraud:w:alice            hash  the account's sliding windows:
+                                             calls:60|s, calls:60|t, calls:60|<bucket>, ...
+                                             spend:3600|..., spend:86400|..., short:6:300|...
+    {ocsd:17}:fraud:cc:JM:alice        hash  the windows of one destination country:
+                                             cc:JM:spend:3600|..., cc:JM:secs:3600|...
+    {ocsd:17}:fraud:live:alice         zset  session -> expiry (ms)
+    {ocsd:17}:fraud:countries:alice    hash  country -> last call (ms)
 
-The account id comes last and every counter name has a fixed shape, so two accounts' keys
-never collide. Every time is the caller's clock (``now_ms``), so expiry inside the windows,
-live calls and countries follows it; Redis key expiry only collects idle keys.
+The account id comes last and what precedes it has a fixed shape, so two accounts' keys never
+collide. Every time is the caller's clock (``now_ms``), so expiry inside the windows, live
+calls and countries follows it; Redis key expiry only collects idle keys (a country's windows
+go an hour after its last call).
 
 The script is the function in ``lua/fraud_counters.lua`` plus one line that calls it; the
 balance store can paste the same function into its reservation script (see that file).
@@ -35,6 +35,7 @@ from fraud.counters import (
     CounterPlan,
     CounterStoreUnavailable,
     CounterValues,
+    OpKind,
     as_if_applied,
     read_only,
 )
@@ -58,17 +59,51 @@ def hash_tag(account_id: str, key_prefix: str, shards: int) -> str:
 
 
 def plan_keys(plan: CounterPlan, key_prefix: str, shards: int) -> list[str]:
-    """The key of every operation of a plan, in order."""
+    """The keys of a plan: the account's windows, live calls, countries, then one hash per
+    destination country whose windows the plan uses."""
     base = f"{hash_tag(plan.account_id, key_prefix, shards)}:fraud:"
-    suffix = f":{plan.account_id}"
-    return [base + op.name + suffix for op in plan.ops]
+    account = plan.account_id
+    keys = [f"{base}w:{account}", f"{base}live:{account}", f"{base}countries:{account}"]
+    for group in _groups(plan):
+        keys.append(f"{base}cc:{group}:{account}")
+    return keys
+
+
+def _groups(plan: CounterPlan) -> list[str]:
+    groups: list[str] = []
+    for op in plan.ops:
+        if op.group and op.group not in groups:
+            groups.append(op.group)
+    return groups
+
+
+_KEY_OF = {
+    OpKind.WINDOW: "1",
+    OpKind.LIVE_ADD: "2",
+    OpKind.LIVE_TOUCH: "2",
+    OpKind.LIVE_REMOVE: "2",
+    OpKind.LIVE_COUNT: "2",
+    OpKind.SET_TEST: "3",
+    OpKind.SET_SIZE: "3",
+    OpKind.SET_ADD: "3",
+}
+_CODE = {kind: kind.value for kind in OpKind}
 
 
 def plan_args(plan: CounterPlan) -> list[Any]:
-    """The script arguments of a plan (after the caller's own, when folded)."""
+    """The script arguments of a plan (after the caller's own, when folded): the time, the
+    buckets per window, then one ``KIND|key|window_ms|add|trip_at|arg`` per operation."""
+    groups = _groups(plan)
     args: list[Any] = [plan.now_ms, plan.buckets, len(plan.ops)]
+    append = args.append
     for op in plan.ops:
-        args.extend((op.kind.value, op.window_s * 1000, op.add, op.member, op.trip_at))
+        kind = op.kind
+        if op.group:
+            key = str(4 + groups.index(op.group))
+        else:
+            key = _KEY_OF[kind]
+        arg = op.name if kind is OpKind.WINDOW else op.member
+        append(f"{_CODE[kind]}|{key}|{op.window_s * 1000}|{op.add}|{op.trip_at}|{arg}")
     return args
 
 

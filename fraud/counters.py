@@ -54,6 +54,9 @@ class CounterOp:
     member: str = ""
     trip_at: int = -1
     """Gate threshold: the operation trips when its value is at least this (-1: never)."""
+    group: str = ""
+    """Windows only: ``""`` for the account's own, else the destination country they belong
+    to (a store may keep each country's windows apart, to expire them on their own)."""
 
     @property
     def label(self) -> str:
@@ -125,7 +128,7 @@ def read_only(plan: CounterPlan) -> CounterPlan:
     ops: list[CounterOp] = []
     for op in plan.ops:
         if op.kind is OpKind.WINDOW:
-            ops.append(CounterOp(op.kind, op.name, op.window_s, 0, "", op.trip_at))
+            ops.append(CounterOp(op.kind, op.name, op.window_s, 0, "", op.trip_at, op.group))
         elif op.kind in (OpKind.LIVE_ADD, OpKind.LIVE_TOUCH, OpKind.LIVE_REMOVE):
             # Count the attempt as if it were added, as the real check would.
             extra = 1 if op.kind is OpKind.LIVE_ADD else 0

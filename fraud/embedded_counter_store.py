@@ -35,10 +35,13 @@ CREATE TABLE IF NOT EXISTS fraud_counters (
 
 
 class _Window:
-    __slots__ = ("buckets", "expires_ms")
+    __slots__ = ("buckets", "expires_ms", "newest", "total")
 
     def __init__(self) -> None:
         self.buckets: dict[int, int] = {}
+        self.total = 0
+        """The sum of the buckets in the window ending at ``newest``."""
+        self.newest = 0
         self.expires_ms = 0
 
 
@@ -83,7 +86,9 @@ class EmbeddedCounterStore:
             value = json.loads(data)
             if kind == "window":
                 window = self._windows[key] = _Window()
-                window.buckets = {int(b): int(v) for b, v in value.items()}
+                window.buckets = {int(b): int(v) for b, v in value["buckets"].items()}
+                window.total = int(value["total"])
+                window.newest = int(value["newest"])
                 window.expires_ms = int(expires_ms)
             elif kind == "live":
                 self._live[key] = {str(m): int(e) for m, e in value.items()}
@@ -95,7 +100,8 @@ class EmbeddedCounterStore:
     def _row(self, key: Key) -> tuple[str, str, int] | None:
         window = self._windows.get(key)
         if window is not None and window.buckets:
-            return "window", json.dumps(window.buckets), window.expires_ms
+            data = {"buckets": window.buckets, "total": window.total, "newest": window.newest}
+            return "window", json.dumps(data), window.expires_ms
         live = self._live.get(key)
         if live:
             return "live", json.dumps(live), max(live.values())
@@ -146,24 +152,34 @@ class EmbeddedCounterStore:
     # -- operations ----------------------------------------------------------------------
 
     def _window(self, key: Key, op: CounterOp, now_ms: int, buckets: int) -> int:
+        # The same steps as the Lua script: a running total, buckets leaving as time moves.
         window_ms = op.window_s * 1000
         width = math.ceil(window_ms / buckets)
         current = now_ms // width
-        first = current - buckets + 1
+        # Like a Redis key, a window's expiry only collects it (in ``expire``): what it holds
+        # is decided by its buckets alone.
         window = self._windows.get(key)
-        if op.add:
-            if window is None or window.expires_ms <= now_ms:
+        total = window.total if window is not None else 0
+        newest = window.newest if window is not None else None
+        gone: list[int] = []
+        if window is not None and newest is not None and current > newest:
+            gone = list(range(newest - buckets + 1, min(current - buckets, newest) + 1))
+            total -= sum(window.buckets.get(b, 0) for b in gone)
+        if op.add and (newest is None or current > newest - buckets):
+            if window is None:
                 window = self._windows[key] = _Window()
+            for bucket in gone:
+                window.buckets.pop(bucket, None)
+            if newest is None or current > newest:
+                newest = current
             window.buckets[current] = window.buckets.get(current, 0) + op.add
-            window.expires_ms = now_ms + window_ms + width
-            if len(window.buckets) > buckets + 1:
-                for bucket in [b for b in window.buckets if b < first]:
-                    del window.buckets[bucket]
+            total += op.add
+            window.total, window.newest = total, newest
+            window.expires_ms = max(window.expires_ms, now_ms + window_ms + width)
             self._dirty.add(key)
-        if window is None or window.expires_ms <= now_ms:
-            return 0
-        found = window.buckets
-        return sum(found.get(b, 0) for b in range(first, current + 1))
+        elif newest is not None and newest <= current - buckets:
+            total = 0
+        return total
 
     def _live_op(self, key: Key, op: CounterOp, now_ms: int) -> tuple[int, bool]:
         members = self._live.get(key)
@@ -191,9 +207,6 @@ class EmbeddedCounterStore:
 
     def _set_op(self, key: Key, op: CounterOp, now_ms: int) -> int:
         members = self._sets.get(key)
-        if members is not None and members.expires_ms <= now_ms:
-            del self._sets[key]
-            members = None
         horizon = now_ms - op.window_s * 1000
         if op.kind is OpKind.SET_TEST:
             last = members.members.get(op.member) if members is not None else None

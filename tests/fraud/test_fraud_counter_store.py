@@ -166,8 +166,12 @@ def test_keys_share_the_accounts_hash_tag() -> None:
     tag = hash_tag("alice", "ocsd", 256)
     assert tag == f"{{ocsd:{shard_of('alice', 256)}}}"
     assert all(k.startswith(tag + ":fraud:") and k.endswith(":alice") for k in keys)
-    assert f"{tag}:fraud:cc:JM:spend:3600:alice" in keys
-    assert f"{tag}:fraud:live:alice" in keys
+    assert keys == [
+        f"{tag}:fraud:w:alice",
+        f"{tag}:fraud:live:alice",
+        f"{tag}:fraud:countries:alice",
+        f"{tag}:fraud:cc:JM:alice",
+    ]
 
 
 async def test_embedded_counters_survive_a_restart(tmp_path: Path) -> None:
