@@ -172,6 +172,7 @@ class _Program:
                 cs.window_s,
                 0,
                 cs.max_spend_micros if _refusing(cs) else -1,
+                country,
             )
         if cm.enabled:
             _merge(
@@ -181,6 +182,7 @@ class _Program:
                 cm.window_s,
                 0,
                 cm.max_minutes * 60 if _refusing(cm) else -1,
+                country,
             )
         result = [*self.attempt_ops, *ops.values()]
         if rules.new_country.enabled:
@@ -197,12 +199,18 @@ def _refusing(rule: Any) -> bool:
 
 
 def _merge(
-    ops: dict[str, CounterOp], kind: OpKind, name: str, window_s: int, add: int, trip_at: int
+    ops: dict[str, CounterOp],
+    kind: OpKind,
+    name: str,
+    window_s: int,
+    add: int,
+    trip_at: int,
+    group: str = "",
 ) -> None:
     current = ops.get(name)
     if current is not None and (trip_at < 0 or 0 <= current.trip_at <= trip_at):
         return
-    ops[name] = CounterOp(kind, name, window_s, add, "", trip_at)
+    ops[name] = CounterOp(kind, name, window_s, add, "", trip_at, group)
 
 
 class FraudEngine:
@@ -336,9 +344,16 @@ class FraudEngine:
             ops = (*ops, live)
         return CounterPlan(attempt.account_id, int(attempt.now * 1000), ops, self.buckets)
 
-    def check(self, attempt: CallAttempt, counters: CounterValues | None) -> Verdict:
-        """Evaluate every enabled rule; counter rules only when ``counters`` are given."""
-        country = country_of(attempt.called)
+    def check(
+        self,
+        attempt: CallAttempt,
+        counters: CounterValues | None,
+        screened: Verdict | None = None,
+    ) -> Verdict:
+        """Evaluate every enabled rule; counter rules only when ``counters`` are given.
+        ``screened``, this engine's ``screen`` of the same attempt, saves checking the lists
+        again."""
+        country = screened.country if screened is not None else country_of(attempt.called)
         if not self.enabled:
             return Verdict(
                 Stage.ATTEMPT,
@@ -350,7 +365,10 @@ class FraudEngine:
             )
         rules = self._program(attempt.account_id).rules
         hits: list[Hit] = []
-        self._static(rules, attempt, hits)
+        if screened is not None:
+            hits.extend(screened.hits)
+        else:
+            self._static(rules, attempt, hits)
         if counters is not None:
             self._velocity(rules, attempt, country, counters, hits)
         return Verdict(
@@ -621,12 +639,20 @@ class FraudEngine:
                 for w in program.spend_windows
             )
             ops.extend(
-                CounterOp(OpKind.WINDOW, country_spend_name(country, w), w, usage.spend_micros)
+                CounterOp(
+                    OpKind.WINDOW,
+                    country_spend_name(country, w),
+                    w,
+                    usage.spend_micros,
+                    group=country,
+                )
                 for w in program.country_spend_windows
             )
         if usage.seconds:
             ops.extend(
-                CounterOp(OpKind.WINDOW, country_seconds_name(country, w), w, usage.seconds)
+                CounterOp(
+                    OpKind.WINDOW, country_seconds_name(country, w), w, usage.seconds, group=country
+                )
                 for w in program.country_seconds_windows
             )
         if self._counts_short(rules, usage):

@@ -80,7 +80,7 @@ class FraudGuard:
                 except CounterStoreUnavailable as exc:
                     verdict = self._degraded(verdict, str(exc), "attempt")
                 else:
-                    verdict = engine.check(attempt, counters)
+                    verdict = engine.check(attempt, counters, verdict)
                     if verdict.refused and counters.live_registered:
                         # A refusal the store's gate did not see: the call is not live.
                         self._background(self._release(plan.account_id, attempt))

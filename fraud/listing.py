@@ -12,6 +12,7 @@ Destinations blocked by the fraud actions are account deny entries of their own 
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -143,6 +144,19 @@ class PrefixTable(Generic[T]):
         return None
 
 
+@functools.lru_cache(maxsize=65_536)
+def _address(text: str) -> tuple[int, int] | None:
+    """An address as (version, integer), IPv4-mapped IPv6 as IPv4; None if not an address.
+    Callers come from a few thousand switches and customers: parsing each once is enough."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.version, int(ip)
+
+
 class NetworkSet:
     """Membership of an address in a set of IPv4/IPv6 networks (most specific first)."""
 
@@ -166,17 +180,14 @@ class NetworkSet:
     def __contains__(self, address: object) -> bool:
         if not isinstance(address, str):
             return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
+        parsed = _address(address)
+        if parsed is None:
             return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        lengths = self._by_version.get(ip.version)
+        version, value = parsed
+        lengths = self._by_version.get(version)
         if not lengths:
             return False
-        bits = 32 if ip.version == 4 else 128
-        value = int(ip)
+        bits = 32 if version == 4 else 128
         for prefixlen, addresses in lengths:
             mask = ((1 << prefixlen) - 1) << (bits - prefixlen) if prefixlen else 0
             if value & mask in addresses:
