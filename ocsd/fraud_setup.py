@@ -3,8 +3,9 @@
 What the daemon wires (and ``ocsd fraud test`` uses):
 
 - ``load_fraud_engine(config, db)``: the engine from the ``fraud:`` section, the range files
-  and the database's lists and overrides; build it again and ``FraudGuard.swap`` it in when
-  the change marker moves or on SIGHUP;
+  and the database's lists and overrides; ``refresh_fraud_engine`` builds it again and swaps
+  it into the ``FraudGuard`` when the change marker moved (poll it with the master data) or
+  on SIGHUP (``force``);
 - ``open_counter_store(config)``: Redis when ``stores.hot_url`` is a Redis URL (same key prefix
   and shards as the balance store), else the embedded store in ``<data_dir>/fraud.sqlite3``;
 - ``RecordsFraudActions``: the actions backed by the records database (blocks and suspensions
@@ -24,12 +25,14 @@ from fraud.counter_store import RedisCounterStore
 from fraud.counters import CounterStore
 from fraud.embedded_counter_store import EmbeddedCounterStore
 from fraud.engine import FraudEngine
+from fraud.guard import FraudGuard
 from fraud.list_loader import load_range_files
+from fraud.listing import ListError
 from fraud.rule_store import FraudStore
 from ocsd.config import Config
 from ocsd.logs import get_logger
 from ocsd.master_store import MasterStore
-from ocsd.sql_store import Database
+from ocsd.sql_store import Database, DatabaseError
 
 log = get_logger("fraud")
 
@@ -45,6 +48,29 @@ def load_fraud_engine(config: Config, db: Database) -> FraudEngine:
     for problem in engine.problems:
         log.error("fraud rule override not applied", problem=problem)
     return engine
+
+
+def refresh_fraud_engine(
+    guard: FraudGuard, config: Config, db: Database, *, force: bool = False
+) -> bool:
+    """Rebuild the engine and swap it in when the database changed (or ``force``, on
+    SIGHUP); a failure keeps the engine in force. Returns whether a new engine is in force."""
+    try:
+        if not force and FraudStore(db).change_marker() == guard.engine.marker:
+            return False
+        engine = load_fraud_engine(config, db)
+    except (DatabaseError, ListError) as exc:
+        log.error("fraud rules not reloaded; keeping those in force", error=str(exc))
+        return False
+    guard.swap(engine)
+    log.info(
+        "fraud rules reloaded",
+        marker=engine.marker,
+        enabled=engine.enabled,
+        lists=engine.lists.counts(),
+        accounts_with_overrides=len(engine.account_rules),
+    )
+    return True
 
 
 def open_counter_store(config: Config) -> CounterStore:
@@ -134,4 +160,10 @@ class RecordsFraudActions:
         self._executor.shutdown(wait=True)
 
 
-__all__ = ["FRAUD_ACTOR", "RecordsFraudActions", "load_fraud_engine", "open_counter_store"]
+__all__ = [
+    "FRAUD_ACTOR",
+    "RecordsFraudActions",
+    "load_fraud_engine",
+    "open_counter_store",
+    "refresh_fraud_engine",
+]

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from balances.model import AccountKind, AccountStatus
 from fraud.decision_sink import SqlDecisionLog
+from fraud.embedded_counter_store import EmbeddedCounterStore
 from fraud.engine import FraudEngine
+from fraud.guard import FraudGuard
 from fraud.listing import ListEntry, ListKind, Scope
 from fraud.model import CallAttempt, Decision, Stage
 from fraud.rule import Action
 from fraud.rule_store import FraudStore, FraudStoreError
 from fraud.settings import FraudSettings
+from ocsd.config import Config
+from ocsd.fraud_setup import load_fraud_engine, refresh_fraud_engine
 from ocsd.master import Account, Tenant
 from ocsd.master_store import MasterStore
 from ocsd.schema import upgrade
@@ -186,3 +192,26 @@ async def test_decisions_are_written_off_the_loop_and_read_back(
     assert first["node"] == "node-a"
     assert first["at"].timestamp() == T0
     assert store.decisions(rule_id="dnc") == []
+
+
+async def test_the_engine_is_reloaded_when_the_database_changes(
+    db: Database, store: FraudStore, tmp_path: Path
+) -> None:
+    config = Config()
+    guard = FraudGuard(load_fraud_engine(config, db), EmbeddedCounterStore(None))
+    first = guard.engine
+    assert not refresh_fraud_engine(guard, config, db), "nothing changed"
+    assert guard.engine is first
+    store.add_entry(ListEntry(ListKind.DENY, Scope.ACCOUNT, "alice", "44"))
+    assert refresh_fraud_engine(guard, config, db)
+    assert (await guard.check(CallAttempt("alice", "442071234567", T0, "s1"))).refused
+    # A broken range file keeps the rules in force.
+    bad = tmp_path / "ranges.txt"
+    bad.write_text("88x\n")
+    broken = replace(
+        config,
+        fraud=replace(config.fraud, lists=replace(config.fraud.lists, high_risk_files=(str(bad),))),
+    )
+    in_force = guard.engine
+    assert not refresh_fraud_engine(guard, broken, db, force=True)
+    assert guard.engine is in_force
