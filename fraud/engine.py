@@ -406,7 +406,7 @@ class FraudEngine:
                         {
                             "peer": attempt.peer,
                             "source_ip": attempt.source_ip,
-                            "allowed": ",".join(networks.networks),
+                            "allowed": _networks(networks.networks),
                         },
                     )
                 )
@@ -420,7 +420,7 @@ class FraudEngine:
                             rules,
                             "account_ip",
                             f"call from {address or 'no address'}, outside the account's networks",
-                            {"address": address, "allowed": ",".join(networks.networks)},
+                            {"address": address, "allowed": _networks(networks.networks)},
                         )
                     )
         if rules.dnc.enabled:
@@ -706,6 +706,12 @@ class FraudEngine:
             tuple(hits),
             counters.values,
         )
+
+
+def _networks(networks: tuple[str, ...], shown: int = 8) -> str:
+    """A network list for a hit's values, cut short for the audit log."""
+    text = ",".join(networks[:shown])
+    return text + f",... ({len(networks)} in all)" if len(networks) > shown else text
 
 
 def _money(micros: int) -> str:

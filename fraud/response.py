@@ -83,7 +83,8 @@ def _allow_hint(hit: Hit, account_id: str, peer: str) -> str:
         if values.get("list") == "blocked":
             return f"ocsd fraud unblock --account {account_id} {prefix}"
         if values.get("scope") == "global":
-            return f"ocsd fraud allow --account {account_id} <longer prefix>"
+            # At equal length the account's own entry beats the global one.
+            return f"ocsd fraud allow --account {account_id} {prefix}"
         return f"ocsd fraud deny --account {account_id} --remove {prefix}"
     if rule == "dnc":
         where = "--global" if values.get("list") == "global" else f"--account {account_id}"
@@ -94,6 +95,11 @@ def _allow_hint(hit: Hit, account_id: str, peer: str) -> str:
         return f"ocsd fraud ip --account {account_id} <CIDR>"
     if rule == "peer_ip":
         return f"ocsd fraud ip --peer {values.get('peer', peer)} <CIDR>"
+    if rule == "counter_store":
+        return (
+            "bring the counter store (stores.hot_url) back, or set "
+            "fraud.actions.counter_failure: static_only"
+        )
     return f"ocsd fraud rule set {rule} --account {account_id} KEY=VALUE"
 
 

@@ -34,6 +34,7 @@ from ocsd.cli import Context, UsageError, actor, print_table
 from ocsd.fraud_setup import load_fraud_engine, open_counter_store
 from ocsd.sql_store import redact
 from rating.dialplan import DialPlan, NumberFormatError
+from rating.money import format_micros
 
 Handler = Callable[[Context], int]
 
@@ -193,10 +194,10 @@ def _measure(rules: Rules, rule_id: str, verdict: Verdict) -> str:
         return f"{counters.get(LIVE, 0)} live / max {rule.max_calls}"
     if rule_id in ("spend_per_hour", "spend_per_day"):
         spent = counters.get(spend_name(rule.window_s), 0)
-        return f"spent {spent / 1e6:.6f} / {rule.max_spend}"
+        return f"spent {format_micros(spent)} / {rule.max_spend}"
     if rule_id == "country_spend_per_hour":
         spent = counters.get(country_spend_name(country, rule.window_s), 0)
-        return f"spent {spent / 1e6:.6f} on {country} / {rule.max_spend}"
+        return f"spent {format_micros(spent)} on {country} / {rule.max_spend}"
     if rule_id == "country_minutes_per_hour":
         seconds = counters.get(country_seconds_name(country, rule.window_s), 0)
         return f"{seconds} s to {country} / {rule.max_minutes} min"

@@ -115,6 +115,18 @@ async def test_the_alert_carries_the_whole_story() -> None:
         ),
         pytest.param(
             "deny_destination",
+            {"prefix": "4470", "list": "deny", "scope": "global"},
+            "ocsd fraud allow --account alice 4470",
+            id="global-deny",
+        ),
+        pytest.param(
+            "counter_store",
+            {"error": "connection refused"},
+            "fraud.actions.counter_failure: static_only",
+            id="counters-down",
+        ),
+        pytest.param(
+            "deny_destination",
             {"prefix": "4470", "list": "blocked", "scope": "account"},
             "ocsd fraud unblock --account alice 4470",
             id="blocked",
