@@ -7,7 +7,8 @@ the records database (global first, then per account), applied by ``apply_overri
 
 Thresholds say when a rule *trips*:
 
-- ``calls_per_minute``: this attempt would be more than ``max_calls`` in ``window_s``;
+- ``calls_per_minute``: this attempt would be more than ``max_calls`` in ``window_s`` (an
+  attempt refused by a list is decided before the counters and is not counted);
 - ``concurrent_calls``: this call would make more than ``max_calls`` live at once;
 - ``spend_*`` and ``country_spend_per_hour``: ``max_spend`` (account currency, major units)
   has been reached in the window (at an attempt) or a call's usage reaches it;
