@@ -39,6 +39,7 @@ from fraud.counters import (
     as_if_applied,
     read_only,
 )
+from fraud.engine import LIVE
 
 FUNCTION_SOURCE = (
     resources.files("fraud").joinpath("lua/fraud_counters.lua").read_text(encoding="utf-8")
@@ -63,7 +64,7 @@ def plan_keys(plan: CounterPlan, key_prefix: str, shards: int) -> list[str]:
     destination country whose windows the plan uses."""
     base = f"{hash_tag(plan.account_id, key_prefix, shards)}:fraud:"
     account = plan.account_id
-    keys = [f"{base}w:{account}", f"{base}live:{account}", f"{base}countries:{account}"]
+    keys = [f"{base}w:{account}", f"{base}{LIVE}:{account}", f"{base}countries:{account}"]
     for group in _groups(plan):
         keys.append(f"{base}cc:{group}:{account}")
     return keys
@@ -155,6 +156,16 @@ class RedisCounterStore:
     async def peek(self, plan: CounterPlan) -> CounterValues:
         """Read what the plan would read, changing nothing."""
         return as_if_applied(plan, await self._run(read_only(plan)))
+
+    async def live_sessions(self, account_id: str, now_ms: int) -> list[str]:
+        """The sessions an account has up, from its live-call set."""
+        tag = hash_tag(account_id, self.key_prefix, self.shards)
+        key = f"{tag}:fraud:{LIVE}:{account_id}"
+        try:
+            members = await self.client.zrangebyscore(key, f"({now_ms}", "+inf")
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise CounterStoreUnavailable(f"fraud counters: {exc}") from exc
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def maintain(self, now: float) -> None:
         """Nothing to do: Redis expires the keys."""

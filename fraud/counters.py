@@ -116,6 +116,9 @@ class CounterStore(Protocol):
     async def peek(self, plan: CounterPlan) -> CounterValues:
         """The values the plan would read, changing nothing (``ocsd fraud test``)."""
 
+    async def live_sessions(self, account_id: str, now_ms: int) -> list[str]:
+        """The sessions an account has up (what ``terminate_sessions`` has to cut)."""
+
     async def maintain(self, now: float) -> None:
         """Periodic housekeeping (the embedded store drops expired counters and saves)."""
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from fraud.counters import CounterOp, CounterPlan, CounterValues, OpKind, as_if_applied, read_only
+from fraud.engine import LIVE
 
 Key = tuple[str, str]
 
@@ -268,6 +269,11 @@ class EmbeddedCounterStore:
     async def peek(self, plan: CounterPlan) -> CounterValues:
         """Read what the plan would read, changing nothing."""
         return as_if_applied(plan, self.apply_now(read_only(plan)))
+
+    async def live_sessions(self, account_id: str, now_ms: int) -> list[str]:
+        """The sessions an account has up."""
+        members = self._live.get((account_id, LIVE), {})
+        return sorted(m for m, expiry in members.items() if expiry > now_ms)
 
     async def maintain(self, now: float) -> None:
         """Drop expired counters and save the changed ones."""

@@ -10,7 +10,9 @@ What the daemon wires (and ``ocsd fraud test`` uses):
   and shards as the balance store), else the embedded store in ``<data_dir>/fraud.sqlite3``;
 - ``RecordsFraudActions``: the actions backed by the records database (blocks and suspensions
   audited with the actor ``fraud``), cutting live calls and alerting through callbacks the
-  daemon gives (Diameter ASR / RADIUS Disconnect-Request, the webhook sender).
+  daemon gives (Diameter ASR / RADIUS Disconnect-Request, the webhook sender). The counter
+  store's ``live_sessions(account, now_ms)`` names the sessions to cut, across every worker
+  and node.
 """
 
 from __future__ import annotations

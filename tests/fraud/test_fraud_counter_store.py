@@ -86,8 +86,11 @@ async def test_live_calls(store: CounterStore) -> None:
     await store.apply(plan(live(OpKind.LIVE_TOUCH, "s2"), at_ms=NOW_MS + 500_000))
     counted = await store.apply(plan(live(OpKind.LIVE_COUNT, "", 600), at_ms=NOW_MS + 700_000))
     assert counted.get("live") == 1
+    assert await store.live_sessions("alice", NOW_MS + 700_000) == ["s2"]
     expired = await store.apply(plan(live(OpKind.LIVE_ADD, "s3"), at_ms=NOW_MS + 1_200_000))
     assert expired.get("live") == 1, "s2 expired: its end was never reported"
+    assert await store.live_sessions("alice", NOW_MS + 1_200_000) == ["s3"]
+    assert await store.live_sessions("bob", NOW_MS) == []
 
 
 async def test_the_gate_takes_a_refused_attempt_out_of_the_live_calls(
