@@ -360,7 +360,7 @@ def cmd_report_daily(ctx: Context) -> int:
 def cmd_cdr_writer(ctx: Context) -> int:
     """Run the CDR writer until SIGTERM (or until the queue is empty with --until-empty)."""
     from ocsd.cdr_service import open_store, run_cdr_writer
-    from ocsd.daemon import _new_loop
+    from ocsd.daemon import new_event_loop
     from ocsd.logs import configure_logging
 
     config = ctx.config
@@ -373,7 +373,7 @@ def cmd_cdr_writer(ctx: Context) -> int:
         writer = await run_cdr_writer(config, store, until_empty=ctx.args.until_empty)
         return 0 if writer.ready or ctx.args.until_empty else 1
 
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(main())
 
 

@@ -43,6 +43,7 @@ from balances.model import (
 )
 from balances.store import BackendUnavailable, BalanceStore
 from cdr_writer.record import Cdr, CdrKind, LevelAmount, new_cdr_id
+from lcr.decision import RouteDecision
 from ocsd.charging_types import (
     ChargingRequest,
     Denial,
@@ -56,8 +57,9 @@ from ocsd.charging_types import (
 )
 from ocsd.directory import Directory, Identified
 from ocsd.logs import get_logger
+from ocsd.routing import LEGS_KEY, REPORT_KEYS, Routing
 from rating.dialplan import NumberFormatError
-from rating.engine import CallPrice, Party, RatingError, RatingFailure, local_position
+from rating.engine import CallPrice, RatingError, RatingFailure, local_position
 from rating.plan import BundlePeriod
 
 log = get_logger("charging")
@@ -95,14 +97,6 @@ class ChargingSettings:
             raise ValueError("reap_interval_s and reap_batch must be positive")
         if self.duplicate_window_s <= 0 or self.session_cache_size <= 0:
             raise ValueError("duplicate_window_s and session_cache_size must be positive")
-
-
-def tenant_path(chain: Sequence[Party]) -> tuple[str, ...]:
-    """The tenants from the operator down to the account's own tenant (the CDR's tenant path).
-
-    A tenant's CDRs, its resellers' included, are those whose path starts with its own.
-    """
-    return (chain[0].seller, *(party.buyer for party in chain[:-1]))
 
 
 _DENY_CODES: dict[DenyReason, DenialCode] = {
@@ -289,8 +283,10 @@ class ChargingService:
         *,
         node: str = "ocsd",
         clock: Callable[[], float] = time.time,
+        routing: Routing | None = None,
     ) -> None:
         self.settings = settings
+        self.routing = routing
         self.store = store
         self._directory = directory
         self.node = node
@@ -563,8 +559,11 @@ class ChargingService:
         zone = directory.zone(account)
         weekday, second = local_position(int(start), zone)
         chain = directory.chain(account)
+        routing = self.routing if self.routing is not None and self.routing.enabled else None
+        resolution = routing.resolve(called) if routing is not None else None
+        rated_number = resolution.rating_number if resolution is not None else called
         try:
-            price = directory.rater.price(chain, called, int(start), weekday, second)
+            price = directory.rater.price(chain, rated_number, int(start), weekday, second)
         except RatingError as exc:
             code = _RATING_CODES[exc.reason]
             log.info(
@@ -575,6 +574,28 @@ class ChargingService:
                 detail=str(exc),
             )
             return Denial(code, str(exc), account.account_id)
+        decision: RouteDecision | None = None
+        if routing is not None and resolution is not None:
+            decision = await routing.authorize(
+                request.session_id,
+                account.account_id,
+                account.plan_id,
+                calling,
+                int(start),
+                price,
+                resolution,
+                now,
+            )
+            if not decision.ok:
+                reason = decision.no_route.value if decision.no_route else "no_route"
+                log.info(
+                    "denied",
+                    reason="no_route",
+                    detail=reason,
+                    session_id=request.session_id,
+                    account=account.account_id,
+                )
+                return Denial(DenialCode.NO_ROUTE, reason, account.account_id)
         view = SessionView(
             session_id=request.session_id,
             account_id=account.account_id,
@@ -583,7 +604,7 @@ class ChargingService:
             start_ms=int(start * 1000),
             timezone=account.timezone,
             currency=account.currency,
-            tenant_path=tenant_path(chain),
+            tenant_path=tuple(p.seller for p in chain),
             protocol=request.protocol,
             peer=request.peer,
             calling_raw=request.calling or "",
@@ -593,6 +614,10 @@ class ChargingService:
             diversion=request.diversion,
             extra=dict(request.extra),
         )
+        if decision is not None:
+            view.extra[LEGS_KEY] = Routing.legs_text(decision)
+            if resolution is not None and resolution.ported:
+                view.extra["dialled"] = called
         day, month = self._periods(directory, account.timezone, now)
         period = self._bundle_period(price, day, month)
         wants, holds, bundle_holds = self._wants(view, request.units, period, adding=False)
@@ -614,7 +639,13 @@ class ChargingService:
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
         result = await self.store.step(step)
-        return self._hold_outcome(view, wants, result, request, now, period)
+        outcome = self._hold_outcome(view, wants, result, request, now, period)
+        if decision is not None and routing is not None:
+            if isinstance(outcome, Grant) and not outcome.duplicate:
+                return replace(outcome, routes=decision)
+            if isinstance(outcome, Denial) and not outcome.duplicate:
+                routing.release(request.session_id, now)
+        return outcome
 
     def _hold_outcome(
         self,
@@ -692,6 +723,7 @@ class ChargingService:
             working = view.copy()
             if working.answer_ms is None and request.answer_time is not None:
                 working.answer_ms = int(request.answer_time * 1000)
+            _merge_reports(working, request)
             wants, holds, bundle_holds = self._wants(working, request.units, period, adding=True)
             for want in wants:
                 working.services[want.key].used_s = want.used_s
@@ -801,8 +833,11 @@ class ChargingService:
             hangup_side=hangup_side,
             flags=tuple(flags),
             trace=rating.trace,
-            extra=dict(view.extra),
+            extra={k: v for k, v in view.extra.items() if k != LEGS_KEY},
         )
+        use = Routing.carrier_use(view.extra, total_used)
+        if use is not None:
+            cdr = replace(cdr, **use.fields)  # type: ignore[arg-type]
         return cdr, charge
 
     async def stop(self, request: ChargingRequest) -> Outcome:
@@ -824,6 +859,7 @@ class ChargingService:
             working = view.copy()
             if working.answer_ms is None and request.answer_time is not None:
                 working.answer_ms = int(request.answer_time * 1000)
+            _merge_reports(working, request)
             self._count_final_usage(working, request)
             outcome = await self._close(
                 working,
@@ -901,7 +937,7 @@ class ChargingService:
             start_ms=int(start * 1000),
             timezone=account.timezone,
             currency=account.currency,
-            tenant_path=tenant_path(chain),
+            tenant_path=tuple(p.seller for p in chain),
             protocol=request.protocol,
             peer=request.peer,
             calling_raw=request.calling or "",
@@ -1042,6 +1078,10 @@ class ChargingService:
                 charge=charge,
                 debited=result.debited_micros,
             )
+        if self.routing is not None and result.status is StepStatus.OK:
+            use = Routing.carrier_use(view.extra, cdr.duration_s)
+            if use is not None:
+                self.routing.finished(view.session_id, use, cdr.duration_s, hangup_cause, now)
         units = tuple(
             UnitGrant(s.rating_group, s.service_id, 0, 0, True) for s in view.services.values()
         )
@@ -1109,7 +1149,7 @@ class ChargingService:
             start_ms=int(start * 1000),
             timezone=account.timezone,
             currency=account.currency,
-            tenant_path=tenant_path(directory.chain(account)),
+            tenant_path=tuple(p.seller for p in directory.chain(account)),
             protocol=request.protocol,
             peer=request.peer,
             calling_raw=request.calling or "",
@@ -1211,6 +1251,14 @@ class _Stale(Exception):
     def __init__(self, result: StepResult) -> None:
         super().__init__("stale session view")
         self.result = result
+
+
+def _merge_reports(view: SessionView, request: ChargingRequest) -> None:
+    """Keep what accounting says about the route used (carrier, trunk, route index)."""
+    for key in REPORT_KEYS:
+        value = request.extra.get(key)
+        if value:
+            view.extra[key] = value
 
 
 def _fields(instance: Any) -> dict[str, Any]:

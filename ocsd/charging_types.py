@@ -11,6 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lcr.decision import RouteDecision
 from ocsd.directory import Candidate
 
 
@@ -137,6 +138,8 @@ class Grant:
     """For balance checks: whether the account can pay the requested units."""
     account_id: str = ""
     duplicate: bool = False
+    routes: RouteDecision | None = None
+    """The ranked routes when routing is on (initial requests)."""
 
 
 @dataclass(frozen=True, slots=True)

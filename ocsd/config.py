@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from cdr_writer.settings import CdrWriterSettings
+from fraud.settings import FraudSettings
 from lcr.settings import LcrSettings
 from ocsd.charging import ChargingSettings
 from ocsd.http_server import HttpSettings
@@ -102,6 +103,7 @@ class Config:
     radius: RadiusSettings = field(default_factory=RadiusSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     lcr: LcrSettings = field(default_factory=LcrSettings)
+    fraud: FraudSettings = field(default_factory=FraudSettings)
     logging: LogSettings = field(default_factory=LogSettings)
 
     @property
@@ -123,6 +125,12 @@ class Config:
     def embedded_hot_path(self) -> Path:
         """The SQLite file of the embedded hot store."""
         return self.data_path / "hot.sqlite3"
+
+    @property
+    def embedded_fraud_path(self) -> Path:
+        """The SQLite file of the embedded fraud counters."""
+        configured = self.fraud.counters.embedded_file
+        return Path(configured) if configured else self.data_path / "fraud.sqlite3"
 
 
 def check(config: Config) -> list[str]:

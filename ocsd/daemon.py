@@ -1,27 +1,51 @@
 """The daemon: composition root, lifecycle, signals.
 
 ``serve`` builds every component from the configuration, starts them, and runs until SIGTERM
-or SIGINT (a second signal exits at once). SIGHUP reloads the configuration and master data.
-Shutdown order: stop listening, drain requests in flight with a deadline, flush records,
-close stores.
+or SIGINT (a second signal exits at once). SIGHUP reloads master data (tariffs, accounts,
+identities) at once; master data changes made with the CLI are also picked up by polling.
+
+Start order: records database and master data, balance store, charging service, listeners,
+background tasks (reaper, master-data poll, record writer). Shutdown order: stop accepting,
+drain requests in flight with a deadline, stop background tasks, flush records, close stores.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+from balances.model import AccountLimits
+from balances.store import BackendUnavailable, BalanceStore
+from lcr.portability import PortabilityIndex
+from lcr.quality_store import MemoryRoutingState, RedisRoutingState
+from lcr.router import Router
+from lcr.state import HotStoreUnavailable, refresh
+from ocsd.charging import ChargingService
 from ocsd.config import Config
 from ocsd.directory import Directory
+from ocsd.http_server import HttpServer
+from ocsd.lcr_store import LcrStore
 from ocsd.logs import configure_logging, get_logger
 from ocsd.master_store import MasterStore
+from ocsd.metrics import Metrics, enable_multiprocess_metrics
+from ocsd.radius_server import RadiusServer
+from ocsd.routing import Routing
 from ocsd.schema import require_current, upgrade
 from ocsd.sql_store import Database, redact
+from ocsd.stores import open_balance_store
+from ocsd.systemd_sink import Notifier
+from ocsd.workers import Supervisor, tell_supervisor
 from rating.dialplan import DialPlan
 
 log = get_logger("daemon")
+
+DRAIN_DEADLINE_S = 10.0
 
 
 def open_records(config: Config) -> Database:
@@ -34,60 +58,297 @@ def open_records(config: Config) -> Database:
     return db
 
 
+class MasterLoader:
+    """Loads master data (and the routing catalog) in a thread, reusing what did not change."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._directory: Directory | None = None
+        self._portability: PortabilityIndex | None = None
+        self._portability_marker = -1
+
+    def load(self) -> tuple[Directory, Router | None]:
+        """A new directory and router (blocking: run it in a thread)."""
+        config = self.config
+        previous = self._directory.decks if self._directory is not None else None
+        with open_records(config) as db:
+            snapshot = MasterStore(db).snapshot(reuse=previous)
+            directory = Directory(snapshot, DialPlan(config.rating.dial_plan))
+            router = None
+            if config.lcr.enabled:
+                store = LcrStore(db)
+                marker = store.portability_marker()
+                if marker != self._portability_marker or self._portability is None:
+                    self._portability = store.load_portability()
+                    self._portability_marker = marker
+                catalog = store.load_catalog(snapshot.decks, portability_index=self._portability)
+                root = next((t for t in snapshot.tenants.values() if t.parent_id is None), None)
+                router = Router(
+                    catalog,
+                    config.lcr,
+                    fx=directory.rater.fx,
+                    home_currency=root.currency if root else "USD",
+                )
+        self._directory = directory
+        return directory, router
+
+
+def load_directory(config: Config) -> Directory:
+    """Load master data into a new directory (blocking: run it in a thread)."""
+    return MasterLoader(config).load()[0]
+
+
+def master_marker(config: Config) -> int:
+    """The master data change marker (blocking)."""
+    with Database(config.records_url) as db:
+        return MasterStore(db).change_marker()
+
+
 class Server:
     """One daemon process."""
 
-    def __init__(self, config: Config, config_path: Path | None) -> None:
+    def __init__(self, config: Config, config_path: Path | None, *, worker: int = 0) -> None:
         self.config = config
         self.config_path = config_path
+        self.worker = worker
+        self.metrics = Metrics()
         self.should_exit = asyncio.Event()
-        self.force_exit = False
+        self.started = asyncio.Event()
         self.directory: Directory | None = None
-        self._db: Database | None = None
+        self.loader = MasterLoader(config)
+        self.routing: Routing | None = None
+        self.store: BalanceStore | None = None
+        self.service: ChargingService | None = None
+        self.radius: RadiusServer | None = None
+        self.http: HttpServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._synced_limits: dict[str, AccountLimits] = {}
+        self._last_store_error = 0.0
+        self.ready_fd: int | None = None
+        """Set in worker processes: readiness and liveness go to the supervisor."""
+        self.notifier = Notifier() if worker == 0 else Notifier("")
+        self.extensions: list[Any] = []
+        """Components added by other modules (record writer, Diameter server, ...): objects with
+        ``async start(server)`` and ``async stop(server)``."""
 
-    def load_directory(self) -> Directory:
-        """Load master data into a new directory."""
-        assert self._db is not None
-        snapshot = MasterStore(self._db).snapshot()
-        return Directory(snapshot, DialPlan(self.config.rating.dial_plan))
+    # -- master data ---------------------------------------------------------------------
+
+    def current_directory(self) -> Directory:
+        """The directory in force (swapped atomically on reload)."""
+        assert self.directory is not None
+        return self.directory
+
+    async def _sync_limits(self, directory: Directory) -> None:
+        """Push changed account limits and statuses to the balance store."""
+        assert self.store is not None
+        for account in directory.accounts.values():
+            limits = account.limits(directory.tenant_suspended(account.tenant_id))
+            if self._synced_limits.get(account.account_id) != limits:
+                await self.store.put_account(limits)
+                self._synced_limits[account.account_id] = limits
+
+    async def reload(self, reason: str) -> bool:
+        """Load master data again and swap it in; False if loading failed."""
+        try:
+            directory, router = await asyncio.to_thread(self.loader.load)
+            await self._sync_limits(directory)
+        except Exception:
+            log.exception("reload failed; keeping the previous data", reason=reason)
+            return False
+        self.directory = directory
+        if self.routing is not None:
+            # Calls in progress keep the routes they were offered; new calls get the new ones.
+            self.routing.router = router
+        log.info(
+            "master data loaded",
+            reason=reason,
+            marker=directory.marker,
+            accounts=len(directory.accounts),
+            decks=len(directory.decks),
+        )
+        return True
+
+    async def _poll_master(self) -> None:
+        interval = self.config.master_poll_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                marker = await asyncio.to_thread(master_marker, self.config)
+            except Exception as exc:
+                log.warning("master data poll failed", error=str(exc))
+                continue
+            if self.directory is not None and marker != self.directory.marker:
+                await self.reload("changed")
+
+    async def _keepalive(self) -> None:
+        """Tell systemd (or the supervisor) that the event loop still turns."""
+        interval = self.notifier.watchdog_interval_s or 2.0
+        index = max(self.worker - 1, 0)
+        while True:
+            self.notifier.watchdog()
+            tell_supervisor(self.ready_fd, f"alive:{index}")
+            await asyncio.sleep(interval)
+
+    async def _refresh_quality(self) -> None:
+        assert self.routing is not None
+        routing = self.routing
+        interval = self.config.lcr.quality.refresh_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await refresh(routing.state, routing.board, self.config.lcr, time.time())
+            except HotStoreUnavailable as exc:
+                log.warning("quality refresh: routing state unavailable", error=str(exc))
+            except Exception:
+                log.exception("quality refresh failed")
+
+    async def _reap(self) -> None:
+        assert self.service is not None
+        interval = self.config.charging.reap_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                ended = await self.service.reap()
+            except BackendUnavailable as exc:
+                log.warning("reaper: store unavailable", error=str(exc))
+                continue
+            except Exception:
+                log.exception("reaper failed")
+                continue
+            if ended:
+                self.metrics.reaped.inc(ended)
+
+    # -- readiness -----------------------------------------------------------------------
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Whether this worker can serve: listeners up, store and records reachable."""
+        details: dict[str, str] = {}
+        ok = self.started.is_set()
+        details["started"] = "yes" if ok else "no"
+        if self.store is not None:
+            try:
+                await asyncio.wait_for(self.store.queue_depth(), 2.0)
+                details["hot_store"] = "ok"
+            except Exception as exc:
+                ok = False
+                details["hot_store"] = f"error: {exc}"
+        try:
+            await asyncio.wait_for(asyncio.to_thread(master_marker, self.config), 5.0)
+            details["records"] = "ok"
+        except Exception as exc:
+            ok = False
+            details["records"] = f"error: {exc}"
+        return ok, details
+
+    # -- lifecycle -----------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Open stores and load master data."""
-        self.config.data_path.mkdir(parents=True, exist_ok=True)
-        self._db = open_records(self.config)
-        self.directory = self.load_directory()
+        """Open stores, load master data, start listeners and background tasks."""
+        config = self.config
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        directory, router = await asyncio.to_thread(self.loader.load)
+        self.directory = directory
+        self.store = open_balance_store(config)
+        await self._sync_limits(directory)
+        if config.lcr.enabled:
+            state = (
+                MemoryRoutingState(config.lcr)
+                if config.stores.hot_url == "embedded"
+                else RedisRoutingState.from_url(
+                    config.stores.hot_url,
+                    config.lcr,
+                    key_prefix=config.stores.redis_key_prefix,
+                    timeout_s=config.stores.redis_timeout_ms / 1000,
+                )
+            )
+            self.routing = Routing(config.lcr, state)
+            self.routing.router = router
+        self.service = ChargingService(
+            config.charging,
+            self.store,
+            self.current_directory,
+            node=config.node,
+            routing=self.routing,
+        )
+        reuse = self.worker > 0
+        if config.radius.enabled:
+            self.radius = RadiusServer(config.radius, self.service, self.metrics)
+            await self.radius.start(reuse_port=reuse)
+        for extension in self.extensions:
+            await extension.start(self)
+        if config.http.enabled:
+            self.http = HttpServer(config.http, self.metrics, self.service, self.readiness)
+            await self.http.start(reuse_port=reuse)
+        self._spawn(self._reap(), "reaper")
+        if self.routing is not None:
+            self._spawn(self._refresh_quality(), "quality-refresh")
+        self._spawn(self._poll_master(), "master-poll")
+        self._spawn(self._keepalive(), "keepalive")
+        self.started.set()
+        self.notifier.ready(f"serving {len(directory.accounts)} accounts")
+        tell_supervisor(self.ready_fd, f"ready:{max(self.worker - 1, 0)}")
         log.info(
             "started",
-            node=self.config.node,
+            node=config.node,
+            worker=self.worker,
             config=str(self.config_path) if self.config_path else "<defaults>",
-            records=redact(self.config.records_url),
-            hot=self.config.stores.hot_url,
-            accounts=len(self.directory.accounts),
-            decks=len(self.directory.decks),
+            records=redact(config.records_url),
+            hot=redact(config.stores.hot_url),
+            accounts=len(directory.accounts),
+            decks=len(directory.decks),
         )
 
+    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self._tasks.append(task)
+
     async def shutdown(self) -> None:
-        """Stop everything in order."""
-        if self._db is not None:
-            self._db.close()
-        log.info("stopped")
+        """Stop accepting, drain, stop tasks, flush, close."""
+        started = time.monotonic()
+        self.notifier.stopping()
+        if self.radius is not None:
+            self.radius.stop_listening()
+        for extension in reversed(self.extensions):
+            with contextlib.suppress(Exception):
+                await extension.stop_accepting(self)
+        if self.radius is not None:
+            await self.radius.drain(DRAIN_DEADLINE_S)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for extension in reversed(self.extensions):
+            try:
+                await extension.stop(self)
+            except Exception:
+                log.exception("stopping a component failed", component=type(extension).__name__)
+        if self.http is not None:
+            await self.http.close()
+        if self.radius is not None:
+            await self.radius.close()
+        if self.routing is not None:
+            await self.routing.drain()
+            await self.routing.state.close()
+        if self.store is not None:
+            await self.store.close()
+        log.info("stopped", seconds=round(time.monotonic() - started, 3))
 
     def handle_exit(self, signum: int) -> None:
         """First signal: graceful shutdown; second: exit at once."""
         if self.should_exit.is_set():
-            self.force_exit = True
             log.warning("forced exit", signal=signal.Signals(signum).name)
             raise SystemExit(1)
         log.info("shutting down", signal=signal.Signals(signum).name)
         self.should_exit.set()
 
     def handle_reload(self) -> None:
-        """SIGHUP: reload master data."""
-        try:
-            self.directory = self.load_directory()
-            log.info("reloaded", accounts=len(self.directory.accounts))
-        except Exception:
-            log.exception("reload failed; keeping the previous data")
+        """SIGHUP: reload master data now."""
+        self._spawn(self._reload_once(), "reload")
+
+    async def _reload_once(self) -> None:
+        self.notifier.reloading()
+        await self.reload("SIGHUP")
+        self.notifier.ready()
 
     async def serve(self) -> None:
         """Run until told to stop."""
@@ -95,8 +356,8 @@ class Server:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.handle_exit, signum)
         loop.add_signal_handler(signal.SIGHUP, self.handle_reload)
-        await self.startup()
         try:
+            await self.startup()
             await self.should_exit.wait()
         finally:
             await self.shutdown()
@@ -104,7 +365,8 @@ class Server:
                 loop.remove_signal_handler(signum)
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed, else the standard loop."""
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -112,10 +374,39 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+ServerHook = Callable[[Server], None]
+SERVER_HOOKS: list[ServerHook] = []
+"""Called with each new ``Server`` before it starts (components register extensions here)."""
+
+
+def run_server(config: Config, config_path: Path | None, worker: int, ready_fd: int | None) -> int:
+    """Run one Server in this process until it stops."""
+    server = Server(config, config_path, worker=worker)
+    server.ready_fd = ready_fd
+    for hook in SERVER_HOOKS:
+        hook(server)
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(server.serve())
+    return 0
+
+
+def worker_count(config: Config) -> int:
+    """``workers`` from the configuration; 0 means one per core."""
+    return config.workers or os.cpu_count() or 1
+
+
 def serve(config: Config, config_path: Path | None) -> int:
     """Run the daemon until SIGTERM/SIGINT; return the exit status."""
     configure_logging(config.logging.level, config.logging.format)
-    server = Server(config, config_path)
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
-        runner.run(server.serve())
-    return 0
+    count = worker_count(config)
+    if count == 1:
+        return run_server(config, config_path, 0, None)
+    metrics_dir = str(config.data_path / "metrics")
+    enable_multiprocess_metrics(metrics_dir)
+    supervisor = Supervisor(
+        count,
+        lambda index, fd: run_server(config, config_path, index + 1, fd),
+        metrics_dir=metrics_dir,
+    )
+    log.info("starting workers", workers=count)
+    return supervisor.run()

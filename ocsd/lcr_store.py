@@ -698,8 +698,24 @@ class LcrStore(MasterStore):
 
     # -- the loader ----------------------------------------------------------------------
 
-    def load_catalog(self, decks: Mapping[str, Deck], *, portability: bool = True) -> Catalog:
-        """Everything the router needs; ``decks`` are the loaded rate decks (carriers' too)."""
+    def portability_marker(self) -> int:
+        """Grows with every change to the ported-number table."""
+        row = self.db.query_one("SELECT MAX(audit_id) FROM audit_log WHERE entity = 'portability'")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def load_catalog(
+        self,
+        decks: Mapping[str, Deck],
+        *,
+        portability: bool = True,
+        portability_index: PortabilityIndex | None = None,
+    ) -> Catalog:
+        """Everything the router needs; ``decks`` are the loaded rate decks (carriers' too).
+
+        ``portability_index``: an index already loaded (reused when the table has not changed).
+        """
+        if portability_index is not None:
+            portability = False
         with self.db.transaction():
             return Catalog(
                 carriers=self.carriers().values(),
@@ -709,7 +725,11 @@ class LcrStore(MasterStore):
                 caller_id_rules=self.caller_id_rules().values(),
                 pools=self.pools().values(),
                 decks=decks,
-                portability=self.load_portability() if portability else None,
+                portability=(
+                    portability_index
+                    if portability_index is not None
+                    else (self.load_portability() if portability else None)
+                ),
             )
 
 

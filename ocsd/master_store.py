@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -944,12 +944,35 @@ class MasterStore:
 
     # -- snapshot ------------------------------------------------------------------------
 
-    def snapshot(self, now: int | None = None) -> MasterSnapshot:
-        """Load everything the daemon needs, consistently."""
+    def deck_version_ids(self) -> dict[str, int]:
+        """The latest version (import) of every deck."""
+        return {
+            str(deck_id): int(version or 0)
+            for deck_id, version in self.db.query(
+                "SELECT d.deck_id, MAX(v.version_id) FROM rate_decks d "
+                "LEFT JOIN deck_versions v ON v.deck_id = d.deck_id GROUP BY d.deck_id"
+            )
+        }
+
+    def snapshot(
+        self, now: int | None = None, reuse: Mapping[str, Deck] | None = None
+    ) -> MasterSnapshot:
+        """Load everything the daemon needs, consistently.
+
+        Decks in ``reuse`` whose latest version is unchanged are kept as they are: a change to
+        an account does not reload a million rates.
+        """
         since = (now if now is not None else int(utcnow().timestamp())) - RATE_HISTORY_S
+        reuse = reuse or {}
         with self.db.transaction():
             marker = self.change_marker()
-            decks = {deck_id: self.load_deck(deck_id, since) for deck_id in self.deck_ids()}
+            decks: dict[str, Deck] = {}
+            for deck_id, version in self.deck_version_ids().items():
+                previous = reuse.get(deck_id)
+                if previous is not None and previous.version == version:
+                    decks[deck_id] = previous
+                else:
+                    decks[deck_id] = self.load_deck(deck_id, since)
             return MasterSnapshot(
                 marker=marker,
                 tenants=self.tenants(),

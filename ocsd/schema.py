@@ -415,10 +415,61 @@ CREATE TABLE ported_numbers (
 )
 """
 
+FRAUD = """
+CREATE TABLE fraud_list_entries (
+    entry_id {serial_pk},
+    list TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
+    value TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    created_at {ts} NOT NULL,
+    created_by TEXT NOT NULL,
+    UNIQUE (list, scope, owner, value),
+    CHECK (list IN ('allow', 'deny', 'blocked', 'dnc', 'high_risk', 'optin', 'ip')),
+    CHECK (scope IN ('global', 'account', 'peer'))
+);
+CREATE INDEX fraud_list_owner ON fraud_list_entries (scope, owner);
+CREATE TABLE fraud_rule_overrides (
+    scope TEXT NOT NULL CHECK (scope IN ('global', 'account')),
+    owner TEXT NOT NULL DEFAULT '',
+    rule_id TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    updated_at {ts} NOT NULL,
+    updated_by TEXT NOT NULL,
+    PRIMARY KEY (scope, owner, rule_id)
+);
+CREATE TABLE fraud_decisions (
+    decision_id {serial_pk},
+    at {ts} NOT NULL,
+    node TEXT NOT NULL DEFAULT '',
+    account_id TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    actions TEXT NOT NULL,
+    suppressed TEXT NOT NULL DEFAULT '',
+    message TEXT NOT NULL,
+    details TEXT NOT NULL,
+    session_id TEXT NOT NULL DEFAULT '',
+    called TEXT NOT NULL DEFAULT '',
+    target TEXT NOT NULL DEFAULT '',
+    undo TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX fraud_decisions_account ON fraud_decisions (account_id, decision_id);
+CREATE INDEX fraud_decisions_at ON fraud_decisions (at)
+"""
+"""Fraud lists (global, per account, per peer; blocked destinations and opt-ins are lists
+too), rule overrides (JSON of the settings they change), and the decisions the rules took.
+Changes to lists and overrides are audited in ``audit_log`` (so the change marker reloads the
+fraud engine); decisions have their own table, written in batches off the call's path, so
+that an attack does not make every node reload its master data."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "master data, ledger and audit log", MASTER_DATA),
     Migration(2, "rated CDRs, daily rollups and rejected records", CDRS_SQLITE, CDRS_POSTGRESQL),
     Migration(3, "carriers, trunks, route plans, caller-ID rules, ported numbers", ROUTING),
+    Migration(4, "fraud lists, rule overrides and decisions", FRAUD),
 )
 
 

@@ -24,6 +24,9 @@ CALLS = 30
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # cdr-writer sets up logging for its process; in-process here it would bind structlog to
+    # this test's captured stderr for every later test.
+    monkeypatch.setattr("ocsd.logs.configure_logging", lambda *args, **kwargs: None)
     monkeypatch.setenv("OCSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("OCSD_CONFIG", raising=False)
     monkeypatch.setenv("OCSD_ACTOR", "tester")

@@ -1,0 +1,332 @@
+"""The charging service end to end on both balance stores: money, CDRs, duplicates, denials.
+
+Hand-computed values use the rates of ``tests/ocsd/world.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cdr_writer.record import CdrKind
+from ocsd.charging_types import (
+    ChargingRequest,
+    Denial,
+    DenialCode,
+    EventAction,
+    Grant,
+    RequestType,
+    UnitRequest,
+)
+from ocsd.directory import Candidate
+from ocsd.master import IdentityKind
+from tests.ocsd.world import World, world_fixture
+
+ALICE = (Candidate(IdentityKind.E164, "441632960001"),)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("embedded", id="embedded"),
+        pytest.param("redis", id="redis", marks=pytest.mark.integration),
+    ]
+)
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    if request.param == "redis":
+        request.getfixturevalue("redis_available")
+    async for value in world_fixture(request.param, tmp_path):
+        yield value
+
+
+def req(
+    kind: RequestType,
+    number: int,
+    *,
+    session: str = "s1",
+    identities: tuple[Candidate, ...] = ALICE,
+    to: str = "+442071234567",
+    requested: int | None = 600,
+    used: int = 0,
+    action: EventAction | None = None,
+    units: int = 0,
+) -> ChargingRequest:
+    return ChargingRequest(
+        session_id=session,
+        request_number=number,
+        request_type=kind,
+        protocol="test",
+        peer="switch-1",
+        identities=identities,
+        calling="441632960001",
+        called=to,
+        units=(UnitRequest(requested_s=requested, used_s=used, units=units),),
+        action=action,
+    )
+
+
+def granted(outcome: object) -> int:
+    assert isinstance(outcome, Grant), outcome
+    return outcome.units[0].granted_s
+
+
+async def test_a_full_call_moves_exactly_its_cost_and_writes_one_cdr(world: World) -> None:
+    await world.topup("alice", 1_000_000)
+    start = await world.service.handle(req(RequestType.INITIAL, 0))
+    assert granted(start) == 600
+    assert not start.units[0].final  # type: ignore[union-attr]
+    world.clock.advance(95)
+    update = await world.service.handle(req(RequestType.UPDATE, 1, used=95))
+    assert granted(update) == 600
+    world.clock.advance(30)
+    stop = await world.service.handle(req(RequestType.TERMINATE, 2, used=30, requested=None))
+    # 125 s on 60/60 bills 180 s at 0.010/min: 0.03.
+    assert isinstance(stop, Grant)
+    assert stop.cost_micros == 30_000 and stop.debited_micros == 30_000
+    assert await world.balance("alice") == 970_000
+    cdrs = await world.cdrs()
+    assert len(cdrs) == 1
+    cdr, record = cdrs[0]
+    assert (cdr.kind, cdr.duration_s, cdr.billed_s, cdr.charge_micros) == (
+        CdrKind.CALL,
+        125,
+        180,
+        30_000,
+    )
+    assert (cdr.prefix, cdr.destination, cdr.called, cdr.account_id) == (
+        "4420",
+        "UK London",
+        "442071234567",
+        "alice",
+    )
+    assert record.amount_micros == 30_000 and record.balance_micros == 970_000
+    assert any("prefix 4420" in step for step in cdr.trace)
+
+
+async def test_repeated_requests_move_money_once_and_answer_the_same(world: World) -> None:
+    await world.topup("alice", 1_000_000)
+    first = await world.service.handle(req(RequestType.INITIAL, 0))
+    again = await world.service.handle(req(RequestType.INITIAL, 0))
+    assert isinstance(again, Grant) and again.duplicate and granted(again) == granted(first)
+    update = await world.service.handle(req(RequestType.UPDATE, 1, used=60))
+    other_worker = world.new_service()
+    repeat = await other_worker.handle(req(RequestType.UPDATE, 1, used=60))
+    assert isinstance(repeat, Grant) and repeat.duplicate
+    assert granted(repeat) == granted(update)
+    stop = await world.service.handle(req(RequestType.TERMINATE, 2, used=10))
+    for service in (world.service, other_worker):
+        repeat_stop = await service.handle(req(RequestType.TERMINATE, 2, used=10))
+        assert isinstance(repeat_stop, Grant) and repeat_stop.duplicate
+        assert repeat_stop.cost_micros == stop.cost_micros == 20_000  # type: ignore[union-attr]
+    assert await world.balance("alice") == 980_000
+    assert len(await world.cdrs()) == 1
+
+
+async def test_the_grant_is_what_the_balance_pays_for_and_final(world: World) -> None:
+    await world.topup("alice", 25_000)
+    outcome = await world.service.handle(req(RequestType.INITIAL, 0))
+    # 0.025 pays two minutes at 0.010 (the third would cost 0.030).
+    assert granted(outcome) == 120
+    assert outcome.units[0].final  # type: ignore[union-attr]
+
+
+async def test_concurrent_sessions_share_the_balance(world: World) -> None:
+    await world.topup("alice", 25_000)
+    first = await world.service.handle(req(RequestType.INITIAL, 0, session="a"))
+    second = await world.service.handle(req(RequestType.INITIAL, 0, session="b"))
+    assert granted(first) == 120
+    # Nothing left that pays for the first minute of another call.
+    assert isinstance(second, Denial) and second.code is DenialCode.CREDIT_LIMIT_REACHED
+
+
+@pytest.mark.parametrize(
+    ("identities", "to", "code"),
+    [
+        pytest.param(
+            (Candidate(IdentityKind.E164, "999"),),
+            "4420",
+            DenialCode.USER_UNKNOWN,
+            id="unknown-user",
+        ),
+        pytest.param(
+            (Candidate(IdentityKind.USERNAME, "mallory"),),
+            "4420",
+            DenialCode.ACCOUNT_SUSPENDED,
+            id="suspended",
+        ),
+        pytest.param(ALICE, "+8613800000000", DenialCode.NO_RATE, id="no-rate"),
+        pytest.param(ALICE, "not a number", DenialCode.INVALID_NUMBER, id="bad-number"),
+        pytest.param(ALICE, "4420", DenialCode.CREDIT_LIMIT_REACHED, id="no-money"),
+    ],
+)
+async def test_refusals_have_their_reason(
+    world: World, identities: tuple[Candidate, ...], to: str, code: DenialCode
+) -> None:
+    outcome = await world.service.handle(req(RequestType.INITIAL, 0, identities=identities, to=to))
+    assert isinstance(outcome, Denial) and outcome.code is code
+    assert await world.cdrs() == []
+
+
+async def test_an_update_for_an_unknown_session(world: World) -> None:
+    outcome = await world.service.handle(req(RequestType.UPDATE, 1, session="nope", used=5))
+    assert isinstance(outcome, Denial) and outcome.code is DenialCode.UNKNOWN_SESSION
+
+
+async def test_postpaid_goes_down_to_its_credit_limit(world: World) -> None:
+    bob = (Candidate(IdentityKind.USERNAME, "bob"),)
+    # Credit limit 1.00 at 0.010/min: 100 minutes.
+    start = await world.service.handle(req(RequestType.INITIAL, 0, identities=bob, requested=3600))
+    assert granted(start) == 3600
+    other = await world.service.handle(
+        req(RequestType.INITIAL, 0, session="s2", identities=bob, requested=3600)
+    )
+    assert granted(other) == 2400 and other.units[0].final  # type: ignore[union-attr]
+    await world.service.handle(req(RequestType.TERMINATE, 1, identities=bob, used=3600))
+    await world.service.handle(
+        req(RequestType.TERMINATE, 1, session="s2", identities=bob, used=2400)
+    )
+    assert await world.balance("bob") == -1_000_000
+
+
+async def test_a_prepaid_overrun_stops_at_zero_and_the_cdr_says_so(world: World) -> None:
+    await world.topup("alice", 25_000)
+    await world.service.handle(req(RequestType.INITIAL, 0))
+    stop = await world.service.handle(req(RequestType.TERMINATE, 1, used=600))
+    assert isinstance(stop, Grant)
+    assert stop.cost_micros == 100_000 and stop.debited_micros == 25_000
+    assert await world.balance("alice") == 0
+    [(cdr, record)] = await world.cdrs()
+    assert cdr.charge_micros == 100_000 and record.amount_micros == 25_000
+
+
+async def test_events(world: World) -> None:
+    await world.topup("alice", 1_000_000)
+    # France 1/1 at 0.020/min: 90 s cost 0.030.
+    price = await world.service.handle(
+        req(
+            RequestType.EVENT,
+            0,
+            session="e0",
+            to="33123",
+            requested=90,
+            action=EventAction.PRICE_ENQUIRY,
+        )
+    )
+    assert isinstance(price, Grant) and price.cost_micros == 30_000
+    check = await world.service.handle(
+        req(
+            RequestType.EVENT,
+            0,
+            session="e1",
+            to="33123",
+            requested=90,
+            action=EventAction.CHECK_BALANCE,
+        )
+    )
+    assert isinstance(check, Grant) and check.enough_credit is True
+    debit = await world.service.handle(
+        req(
+            RequestType.EVENT,
+            0,
+            session="e2",
+            to="33123",
+            requested=90,
+            action=EventAction.DIRECT_DEBIT,
+        )
+    )
+    again = await world.service.handle(
+        req(
+            RequestType.EVENT,
+            0,
+            session="e2",
+            to="33123",
+            requested=90,
+            action=EventAction.DIRECT_DEBIT,
+        )
+    )
+    assert isinstance(debit, Grant) and debit.debited_micros == 30_000
+    assert isinstance(again, Grant) and again.duplicate
+    refund = await world.service.handle(
+        req(RequestType.EVENT, 0, session="e3", to="33123", requested=30, action=EventAction.REFUND)
+    )
+    assert isinstance(refund, Grant) and refund.cost_micros == 10_000
+    assert await world.balance("alice") == 1_000_000 - 30_000 + 10_000
+    kinds = sorted(cdr.kind.value for cdr, _ in await world.cdrs())
+    assert kinds == ["event", "refund"]
+
+
+async def test_a_silent_session_is_reaped_with_a_cdr_for_what_it_used(world: World) -> None:
+    await world.topup("alice", 1_000_000)
+    await world.service.handle(req(RequestType.INITIAL, 0))
+    world.clock.advance(60)
+    await world.service.handle(req(RequestType.UPDATE, 1, used=60))
+    world.clock.advance(600)
+    assert await world.service.reap() == 0
+    world.clock.advance(2 * 600 + 60)
+    assert await world.service.reap() == 1
+    assert await world.balance("alice") == 990_000
+    [(cdr, _)] = await world.cdrs()
+    assert cdr.kind is CdrKind.REAPED and cdr.duration_s == 60 and "reaped" in cdr.flags
+    late = await world.service.handle(req(RequestType.UPDATE, 2, used=60))
+    assert isinstance(late, Denial) and late.code is DenialCode.UNKNOWN_SESSION
+
+
+async def test_a_bundle_pays_first_then_money(world: World) -> None:
+    carol = (Candidate(IdentityKind.USERNAME, "carol"),)
+    await world.topup("carol", 1_000_000)
+    start = await world.service.handle(req(RequestType.INITIAL, 0, identities=carol))
+    assert granted(start) >= 120
+    update = await world.service.handle(req(RequestType.UPDATE, 1, identities=carol, used=120))
+    assert granted(update) > 0
+    stop = await world.service.handle(req(RequestType.TERMINATE, 2, identities=carol, used=30))
+    # 150 s bills 180 s: 120 s from the bundle, 60 s at 0.010/min.
+    assert isinstance(stop, Grant) and stop.cost_micros == 10_000
+    [(cdr, _)] = await world.cdrs()
+    assert (cdr.bundle_id, cdr.bundle_s, cdr.billed_s) == ("uk", 120, 180)
+
+
+async def test_a_stop_without_its_start_is_charged_once(world: World) -> None:
+    await world.topup("alice", 1_000_000)
+    stop = req(RequestType.TERMINATE, 5, session="lost", used=61)
+    first = await world.service.handle(stop)
+    assert isinstance(first, Grant) and first.cost_micros == 20_000
+    for service in (world.service, world.new_service()):
+        again = await service.handle(stop)
+        assert isinstance(again, Grant) and again.duplicate
+    assert await world.balance("alice") == 980_000
+    [(cdr, _)] = await world.cdrs()
+    assert "no_start" in cdr.flags
+
+
+async def test_another_worker_continues_a_session(world: World) -> None:
+    await world.topup("alice", 1_000_000)
+    await world.service.handle(req(RequestType.INITIAL, 0))
+    other = world.new_service()
+    update = await other.handle(req(RequestType.UPDATE, 1, used=60))
+    assert granted(update) == 600
+    # The first worker's view is now stale: it must not count the first minute twice.
+    stop = await world.service.handle(req(RequestType.TERMINATE, 2, used=60))
+    assert isinstance(stop, Grant) and stop.cost_micros == 20_000
+
+
+def test_spend_periods_follow_the_accounts_midnight_across_dst() -> None:
+    import tempfile
+
+    from ocsd.charging import ChargingService
+    from tests.ocsd.world import build_master, load_directory
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.sqlite3"
+        build_master(path)
+        directory = load_directory(path)
+    periods = ChargingService._periods
+    # London: 25 October 2026, clocks go back at 02:00 BST. 23:30 UTC on the 25th is 23:30 GMT
+    # (still the 25th); 23:30 UTC on the 24th is 00:30 BST on the 25th.
+    before = datetime(2026, 10, 24, 22, 59, 59, tzinfo=UTC).timestamp()
+    after = datetime(2026, 10, 24, 23, 0, 0, tzinfo=UTC).timestamp()
+    end = datetime(2026, 10, 25, 23, 59, 59, tzinfo=UTC).timestamp()
+    assert periods(None, directory, "Europe/London", before) == ("2026-10-24", "2026-10")  # type: ignore[arg-type]
+    assert periods(None, directory, "Europe/London", after) == ("2026-10-25", "2026-10")  # type: ignore[arg-type]
+    assert periods(None, directory, "Europe/London", end) == ("2026-10-25", "2026-10")  # type: ignore[arg-type]

@@ -1,0 +1,430 @@
+"""The RADIUS server with FreeRADIUS's radclient as the client, and with bad input.
+
+Money and CDRs are checked against hand-computed values (rates in ``tests/ocsd/world.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cdr_writer.record import CdrKind
+from ocsd.metrics import Metrics
+from ocsd.radius_server import RadiusClientSettings, RadiusServer, RadiusSettings
+from protocols.radius.attribute import integer_attribute, string_attribute
+from protocols.radius.packet import Code, decode_packet, encode_request
+from tests.ocsd.world import World, world_fixture
+
+SECRET = "s3cret-for-tests"
+RADCLIENT = shutil.which("radclient")
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("embedded", id="embedded"),
+        pytest.param("redis", id="redis", marks=pytest.mark.integration),
+    ]
+)
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    if request.param == "redis":
+        request.getfixturevalue("redis_available")
+    async for value in world_fixture(request.param, tmp_path):
+        yield value
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def server(world: World) -> AsyncIterator[RadiusServer]:
+    settings = RadiusSettings(
+        listen="127.0.0.1",
+        auth_port=free_udp_port(),
+        acct_port=free_udp_port(),
+        clients=(
+            RadiusClientSettings(
+                "127.0.0.1/32", SECRET, "nas-1", require_message_authenticator=False
+            ),
+        ),
+    )
+    radius = RadiusServer(settings, world.service, Metrics(), clock=world.clock)
+    await radius.start()
+    yield radius
+    radius.stop_listening()
+    await radius.drain(2)
+    await radius.close()
+
+
+async def radclient(
+    server: RadiusServer, kind: str, attributes: str, secret: str = SECRET
+) -> tuple[int, str]:
+    if RADCLIENT is None:
+        if os.environ.get("OCSD_REQUIRE_SERVICES") == "1":
+            pytest.fail("radclient (freeradius-utils) is not installed")
+        pytest.skip("radclient (freeradius-utils) is not installed")
+    host, port = server.addresses["auth" if kind == "auth" else "acct"]
+    process = await asyncio.create_subprocess_exec(
+        RADCLIENT,
+        "-x",
+        "-r",
+        "1",
+        "-t",
+        "2",
+        f"{host}:{port}",
+        kind,
+        secret,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate(attributes.encode())
+    return process.returncode or 0, out.decode()
+
+
+def metric(server: RadiusServer, name: str, **labels: str) -> float:
+    value = server.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+pytestmark = pytest.mark.integration
+
+
+async def test_access_accept_with_the_time_the_balance_pays_for(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 25_000)
+    code, out = await radclient(
+        server,
+        "auth",
+        'User-Name = "alice", Called-Station-Id = "442071234567", '
+        'h323-conf-id = "h323-conf-id=1 2 3 4"',
+    )
+    assert code == 0, out
+    assert "Received Access-Accept" in out
+    # 0.025 at 0.010/min pays two minutes.
+    assert "Session-Timeout = 120" in out
+    assert 'h323-credit-time = "h323-credit-time=120"' in out
+    assert 'h323-return-code = "h323-return-code=0"' in out
+    assert 'h323-credit-amount = "h323-credit-amount=0.025"' in out
+
+
+@pytest.mark.parametrize(
+    ("user", "to", "message", "return_code"),
+    [
+        pytest.param("nobody", "4420", "unknown account", 1, id="unknown"),
+        pytest.param("mallory", "4420", "account suspended", 7, id="suspended"),
+        pytest.param("alice", "4420", "insufficient credit", 12, id="no-credit"),
+        pytest.param("alice", "8613800000000", "destination not allowed", 9, id="no-rate"),
+    ],
+)
+async def test_access_reject_says_why(
+    world: World, server: RadiusServer, user: str, to: str, message: str, return_code: int
+) -> None:
+    code, out = await radclient(server, "auth", f'User-Name = "{user}", Called-Station-Id = "{to}"')
+    assert "Received Access-Reject" in out, out
+    assert f'Reply-Message = "{message}"' in out
+    assert f'h323-return-code = "h323-return-code={return_code}"' in out
+    assert code != 0
+
+
+async def test_a_full_call_start_interim_stop(world: World, server: RadiusServer) -> None:
+    await world.topup("alice", 1_000_000)
+    base = (
+        'User-Name = "alice", Acct-Session-Id = "call-7", Called-Station-Id = "442071234567", '
+        'Calling-Station-Id = "441632960001", '
+    )
+    for attributes in (
+        "Acct-Status-Type = Start",
+        "Acct-Status-Type = Interim-Update, Acct-Session-Time = 60",
+        "Acct-Status-Type = Stop, Acct-Session-Time = 125, "
+        'h323-disconnect-cause = "h323-disconnect-cause=10"',
+    ):
+        code, out = await radclient(server, "acct", base + attributes)
+        assert code == 0 and "Received Accounting-Response" in out, out
+    # 125 s bills 180 s at 0.010/min.
+    assert await world.balance("alice") == 970_000
+    [(cdr, record)] = await world.cdrs()
+    assert (cdr.kind, cdr.duration_s, cdr.billed_s, cdr.charge_micros) == (
+        CdrKind.CALL,
+        125,
+        180,
+        30_000,
+    )
+    assert cdr.hangup_cause == "Q.850;cause=16"
+    assert cdr.peer == "nas-1" and cdr.protocol == "radius"
+    assert record.amount_micros == 30_000
+    # A later copy of the Stop (Acct-Delay-Time changed: a new authenticator) moves nothing.
+    code, out = await radclient(
+        server,
+        "acct",
+        base + "Acct-Status-Type = Stop, Acct-Session-Time = 125, Acct-Delay-Time = 30",
+    )
+    assert "Received Accounting-Response" in out
+    assert await world.balance("alice") == 970_000
+    assert len(await world.cdrs()) == 1
+
+
+async def test_authorize_then_account_is_one_session(world: World, server: RadiusServer) -> None:
+    await world.topup("alice", 1_000_000)
+    conf = 'h323-conf-id = "h323-conf-id=AA BB CC DD"'
+    _, out = await radclient(
+        server, "auth", f'User-Name = "alice", Called-Station-Id = "33123456", {conf}'
+    )
+    assert "Access-Accept" in out
+    for attributes in (
+        "Acct-Status-Type = Start",
+        "Acct-Status-Type = Stop, Acct-Session-Time = 61",
+    ):
+        _, out = await radclient(
+            server,
+            "acct",
+            f'User-Name = "alice", Acct-Session-Id = "x", Called-Station-Id = "33123456", '
+            f"{conf}, {attributes}",
+        )
+        assert "Accounting-Response" in out
+    # France 1/1 at 0.020/min: 61 s cost 0.020333.. -> 0.020334 (rounded up).
+    assert await world.balance("alice") == 1_000_000 - 20_334
+    assert len(await world.cdrs()) == 1
+
+
+async def test_a_stop_without_start_is_charged_once(world: World, server: RadiusServer) -> None:
+    await world.topup("alice", 1_000_000)
+    stop = (
+        'User-Name = "alice", Acct-Session-Id = "lost-start", Called-Station-Id = "4420", '
+        "Acct-Status-Type = Stop, Acct-Session-Time = 30"
+    )
+    for delay in ("", ", Acct-Delay-Time = 5"):
+        _, out = await radclient(server, "acct", stop + delay)
+        assert "Accounting-Response" in out
+    assert await world.balance("alice") == 990_000
+    [(cdr, _)] = await world.cdrs()
+    assert "no_start" in cdr.flags
+
+
+async def test_accounting_on_closes_the_nas_sessions(world: World, server: RadiusServer) -> None:
+    await world.topup("alice", 1_000_000)
+    _, out = await radclient(
+        server,
+        "acct",
+        'User-Name = "alice", Acct-Session-Id = "c1", Called-Station-Id = "4420", '
+        "Acct-Status-Type = Start",
+    )
+    assert "Accounting-Response" in out
+    _, out = await radclient(server, "acct", "Acct-Status-Type = Accounting-On")
+    assert "Accounting-Response" in out
+    [(cdr, _)] = await world.cdrs()
+    assert cdr.hangup_cause == "nas restart"
+
+
+async def test_wrong_secret_and_unknown_client_are_dropped(
+    world: World, server: RadiusServer
+) -> None:
+    _, out = await radclient(
+        server, "acct", 'User-Name = "alice", Acct-Status-Type = Start', secret="wrong"
+    )
+    assert "No reply" in out
+    assert (
+        metric(server, "ocsd_drops_total", protocol="radius", reason="bad_request_authenticator")
+        >= 1
+    )
+
+
+async def _send_raw(server: RadiusServer, kind: str, data: bytes) -> bytes | None:
+    host, port = server.addresses[kind]
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.connect((host, port))
+    try:
+        await loop.sock_sendall(sock, data)
+        try:
+            return await asyncio.wait_for(loop.sock_recv(sock, 4096), 0.5)
+        except TimeoutError:
+            return None
+    finally:
+        sock.close()
+
+
+async def _send_many(server: RadiusServer, kind: str, data: bytes, count: int) -> list[bytes]:
+    """Send the same datagram ``count`` times from one socket (a client retransmitting)."""
+    host, port = server.addresses[kind]
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.connect((host, port))
+    replies: list[bytes] = []
+    try:
+        for _ in range(count):
+            await loop.sock_sendall(sock, data)
+        while True:
+            try:
+                replies.append(await asyncio.wait_for(loop.sock_recv(sock, 4096), 0.5))
+            except TimeoutError:
+                return replies
+    finally:
+        sock.close()
+
+
+def _accounting(status: int, session: str) -> bytes:
+    return encode_request(
+        Code.ACCOUNTING_REQUEST,
+        7,
+        [
+            string_attribute(1, "alice"),
+            integer_attribute(40, status),
+            string_attribute(44, session),
+            string_attribute(30, "4420"),
+        ],
+        SECRET.encode(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        pytest.param(lambda d: d[:15], "truncated", id="truncated"),
+        pytest.param(
+            lambda d: d[:2] + (19).to_bytes(2, "big") + d[4:], "bad_length", id="length-below-20"
+        ),
+        pytest.param(lambda d: d[:20] + b"\x01\x01" + d[22:], "bad_attribute", id="bad-attribute"),
+        pytest.param(
+            lambda d: d[:-1] + bytes([d[-1] ^ 1]), "bad_request_authenticator", id="tampered"
+        ),
+        pytest.param(lambda d: d + bytes(5000), "too_large", id="oversized"),
+        pytest.param(lambda d: bytes([99]) + d[1:], "unknown_code", id="unknown-code"),
+    ],
+)
+async def test_bad_packets_are_dropped_with_a_reason_and_others_still_answered(
+    world: World, server: RadiusServer, mangle: object, reason: str
+) -> None:
+    good = _accounting(1, "fine")
+    bad = mangle(good)  # type: ignore[operator]
+    before = metric(server, "ocsd_drops_total", protocol="radius", reason=reason)
+    assert await _send_raw(server, "acct", bad) is None
+    assert metric(server, "ocsd_drops_total", protocol="radius", reason=reason) == before + 1
+    await world.topup("alice", 100_000)
+    reply = await _send_raw(server, "acct", good)
+    assert reply is not None and decode_packet(reply).code is Code.ACCOUNTING_RESPONSE
+
+
+async def test_octets_past_the_length_field_are_padding(world: World, server: RadiusServer) -> None:
+    reply = await _send_raw(server, "acct", _accounting(1, "padded") + b"\x01\x00junk")
+    assert reply is not None and decode_packet(reply).code is Code.ACCOUNTING_RESPONSE
+
+
+async def test_a_flood_of_retransmissions_moves_money_once(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 1_000_000)
+    start = _accounting(1, "flood")
+    answered = await _send_many(server, "acct", start, 50)
+    assert answered and all(r == answered[0] for r in answered)
+    # Copies from other ports are other requests to RFC 5080, the same one to the session.
+    others = await asyncio.gather(*(_send_raw(server, "acct", start) for _ in range(10)))
+    assert all(r is not None for r in others)
+    stop = encode_request(
+        Code.ACCOUNTING_REQUEST,
+        8,
+        [
+            string_attribute(1, "alice"),
+            integer_attribute(40, 2),
+            string_attribute(44, "flood"),
+            string_attribute(30, "4420"),
+            integer_attribute(46, 61),
+        ],
+        SECRET.encode(),
+    )
+    assert await _send_many(server, "acct", stop, 50)
+    assert await world.balance("alice") == 980_000
+    assert len(await world.cdrs()) == 1
+    assert metric(server, "ocsd_drops_total", protocol="radius", reason="retransmission") >= 1
+
+
+TSHARK = shutil.which("tshark")
+
+
+async def test_tshark_validates_every_reply_of_a_captured_call(
+    world: World, server: RadiusServer, tmp_path: Path
+) -> None:
+    if TSHARK is None or os.geteuid() != 0:
+        if os.environ.get("OCSD_REQUIRE_SERVICES") == "1":
+            pytest.fail("tshark (run as root) is needed to capture on the loopback")
+        pytest.skip("tshark as root is needed to capture on the loopback")
+    await world.topup("alice", 1_000_000)
+    ports = [server.addresses["auth"][1], server.addresses["acct"][1]]
+    capture = tmp_path / "radius.pcap"
+    tshark = await asyncio.create_subprocess_exec(
+        TSHARK,
+        "-i",
+        "lo",
+        "-f",
+        " or ".join(f"udp port {p}" for p in ports),
+        "-w",
+        str(capture),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert tshark.stderr is not None
+    while b"Capturing on" not in await asyncio.wait_for(tshark.stderr.readline(), 10):
+        pass
+    # dumpcap reports before its filter is attached; it gives no later signal.
+    await asyncio.sleep(1.0)
+    base = 'User-Name = "alice", Called-Station-Id = "442071234567"'
+    await radclient(server, "auth", base + ', h323-conf-id = "h323-conf-id=CAFE"')
+    await radclient(server, "auth", 'User-Name = "nobody", Called-Station-Id = "4420"')
+    for status in ("Start", "Stop, Acct-Session-Time = 42"):
+        await radclient(
+            server,
+            "acct",
+            base + f', h323-conf-id = "h323-conf-id=CAFE", Acct-Session-Id = "t1", '
+            f"Acct-Status-Type = {status}",
+        )
+    await asyncio.sleep(0.5)
+    tshark.terminate()
+    await tshark.wait()
+    process = await asyncio.create_subprocess_exec(
+        TSHARK,
+        "-r",
+        str(capture),
+        "-o",
+        f"radius.shared_secret:{SECRET}",
+        "-o",
+        "radius.validate_authenticator:TRUE",
+        "-d",
+        f"udp.port=={ports[0]},radius",
+        "-d",
+        f"udp.port=={ports[1]},radius",
+        "-T",
+        "fields",
+        "-e",
+        "radius.code",
+        "-e",
+        "radius.authenticator.valid",
+        "-e",
+        "_ws.malformed",
+        "-e",
+        "_ws.expert.severity",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await process.communicate()
+    rows = [line.split("\t") for line in out.decode().splitlines() if line.strip()]
+    codes = [row[0] for row in rows]
+    assert codes.count("1") == 2 and codes.count("4") == 2, rows
+    replies = [row for row in rows if row[0] in ("2", "3", "5")]
+    assert sorted(r[0] for r in replies) == ["2", "3", "5", "5"]
+    assert all(row[1] == "1" for row in replies), rows
+    assert all(row[2] == "" for row in rows), rows
+    # Expert severities: 4194304 is a warning and 8388608 an error in Wireshark's scale.
+    assert not any(
+        severity in ("4194304", "8388608") for row in rows for severity in row[3].split(",")
+    ), rows
