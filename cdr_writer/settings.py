@@ -9,6 +9,9 @@ from dataclasses import dataclass
 class CdrWriterSettings:
     """How the writer reads the queue and writes the records database."""
 
+    in_daemon: bool = True
+    """Run the writer as a task of ``ocsd serve`` (in its first worker). false when
+    ``ocsd cdr-writer`` runs as a service of its own."""
     consumer: str = ""
     """This writer's name in the queue's consumer group; records it read but did not
     acknowledge are given back to the same name first after a restart, so keep it stable

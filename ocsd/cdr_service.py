@@ -1,13 +1,11 @@
 """Composition of the CDR writer: its sink from the records URL, its queue from the store.
 
-The writer runs either as its own process (``ocsd cdr-writer``) or as one task of the daemon
-beside the servers; both build it here::
-
-    writer = build_cdr_writer(config, store)      # the daemon's BalanceStore
-    task = asyncio.create_task(writer.run(stop))  # stop: an asyncio.Event set at shutdown
-
-At shutdown set ``stop`` after the servers have drained, await the task (it finishes the
-batch in hand or leaves it queued), then close the sink with ``await writer.sink.close()``.
+The writer runs either as its own process (``ocsd cdr-writer``) or as a component of the
+daemon beside the servers (``cdr_writer.in_daemon``, the default); both build it here. In the
+daemon, ``install`` is a ``SERVER_HOOKS`` entry: it adds a ``CdrWriterComponent`` to the first
+worker's extensions, which starts the writer on the server's balance store once the store is
+open and, at shutdown, stops it after the listeners have drained (the batch in hand is
+finished or left queued) and closes its connection. The store itself is the daemon's to close.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ import asyncio
 import contextlib
 import signal
 from datetime import UTC, datetime
+from typing import Any
 
 from balances.model import QueuedRecord
 from balances.store import BackendUnavailable, BalanceStore
@@ -121,3 +120,43 @@ async def run_cdr_writer(
         with contextlib.suppress(BackendUnavailable):
             await store.close()
     return writer
+
+
+STOP_DEADLINE_S = 10.0
+"""How long a stopping writer may take to finish the batch in hand before it is cancelled
+(the batch then stays in the queue, unacknowledged)."""
+
+
+class CdrWriterComponent:
+    """The CDR writer as an extension of ``ocsd.daemon.Server``."""
+
+    def __init__(self) -> None:
+        self.writer: CdrWriter[QueuedRecord] | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, server: Any) -> None:
+        """Start writing from the server's balance store."""
+        assert server.store is not None
+        self.writer = build_cdr_writer(server.config, server.store)
+        self._task = asyncio.create_task(self.writer.run(self._stop), name="cdr-writer")
+
+    async def stop_accepting(self, server: Any) -> None:
+        """Nothing to refuse: the writer takes no requests."""
+
+    async def stop(self, server: Any) -> None:
+        """Let the batch in hand finish (or stay queued), then close the connection."""
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, STOP_DEADLINE_S)
+            except TimeoutError:
+                log.warning("cdr writer cancelled at shutdown; its batch stays queued")
+        if self.writer is not None:
+            await self.writer.sink.close()
+
+
+def install(server: Any) -> None:
+    """``SERVER_HOOKS`` entry: the writer runs in the first worker when ``in_daemon``."""
+    if server.config.cdr_writer.in_daemon and server.worker <= 1:
+        server.extensions.append(CdrWriterComponent())
