@@ -93,6 +93,8 @@ class Config:
     data_dir: str = ""
     workers: int = 0
     """Worker processes sharing the listening ports; 0: one per core."""
+    worker_stall_s: float = 30.0
+    """A worker whose event loop has not turned for this long is killed and started again."""
     master_poll_s: float = 2.0
     """How often the daemon looks for changed master data (accounts, identities, decks)."""
     stores: StoreSettings = field(default_factory=StoreSettings)
@@ -134,6 +136,8 @@ class Config:
 def check(config: Config) -> list[str]:
     """Cross-section checks; returns messages naming the keys (empty when all is well)."""
     problems: list[str] = []
+    if config.worker_stall_s <= 0:
+        problems.append("worker_stall_s must be positive")
     if config.workers < 0:
         problems.append("workers must be 0 (one per core) or more")
     if config.master_poll_s <= 0:

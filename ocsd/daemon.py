@@ -511,5 +511,6 @@ def serve(config: Config, config_path: Path | None) -> int:
         lambda index, fd: run_server(config, config_path, index + 1, fd),
         metrics_dir=metrics_dir,
     )
+    supervisor.stall_after_s = config.worker_stall_s
     log.info("starting workers", workers=count)
     return supervisor.run()
