@@ -134,6 +134,7 @@ _HEADER3 = struct.Struct("!III")
 _U32 = struct.Struct("!I")
 _I32 = struct.Struct("!i")
 _U64 = struct.Struct("!Q")
+_FAILED_AVP = 279  # AvpCode.FAILED_AVP, as a plain int for the hot loop
 
 # Inline decoder tags, most frequent first; the 32-bit integer ones come first (<= _T_I32).
 _T_U32 = 0
@@ -303,8 +304,11 @@ class AvpDecoder:
                     try:
                         value = self.pull_avps(buf, start, stop, notes, depth + 1)
                     except DiameterError as err:
-                        wrapper = new(Avp, (code, vendor_id, flags, err.failed_avps))
-                        raise err.with_failed_avps((wrapper,)) from None
+                        if code == _FAILED_AVP and not vendor_id:
+                            value = self._pull_quoted(buf, start, stop, notes, depth + 1)
+                        else:
+                            wrapper = new(Avp, (code, vendor_id, flags, err.failed_avps))
+                            raise err.with_failed_avps((wrapper,)) from None
                 elif tag == _T_I32:
                     if third < 0:
                         raise self._wrong_size(code, vendor_id, flags, buf[start:stop], 4)
@@ -342,6 +346,20 @@ class AvpDecoder:
             # The last member ended flush with its Grouped parent but its padding was left
             # out of the parent's length; the octets are all there, so accept it.
             notes.append("grouped AVP length excludes the padding of its last member")
+        return tuple(out)
+
+    def _pull_quoted(
+        self, buf: bytes, pos: int, end: int, notes: list[str], depth: int
+    ) -> tuple[Avp, ...]:
+        # A Failed-AVP quotes AVPs that were wrong by definition (RFC 6733 §7.5): keep each
+        # member that does not decode as its raw payload instead of refusing the answer.
+        out: list[Avp] = []
+        for member in pull_raw_avps(buf, pos, end):
+            wire = push_avp(member)
+            try:
+                out.extend(self.pull_avps(wire, 0, len(wire), notes, depth))
+            except DiameterError:
+                out.append(member)
         return tuple(out)
 
     def _unknown_mandatory(

@@ -523,7 +523,7 @@ def answer_for_error(
     echoed: list[Avp] = []
     if echo_codes is not None:
         for code in echo_codes:
-            found = find_avp(request.avps, code)
+            found = _decodable(find_avp(request.avps, code))
             if found is not None:
                 echoed.append(found)
     error_bit = (
@@ -531,3 +531,22 @@ def answer_for_error(
     )
     avps = [*echoed, *extra_avps, *error_avps(error)]
     return make_answer(request, identity, error.result_code, avps, error_bit=error_bit)
+
+
+def _decodable(avp: Avp | None) -> Avp | None:
+    """Return *avp* typed if it decodes, None if it does not (salvaged AVPs are raw)."""
+    if avp is None or type(avp.value) is not bytes:
+        return avp
+    wire = _encode_one(avp)
+    try:
+        (typed,) = DEFAULT_OPTIONS.decoder.pull_avps(wire, 0, len(wire), [])
+    except DiameterError:
+        return None
+    return typed
+
+
+def _encode_one(avp: Avp) -> bytes:
+    """Encode one AVP (header, payload, padding)."""
+    out = bytearray()
+    push_avp_into(avp, out)
+    return bytes(out)

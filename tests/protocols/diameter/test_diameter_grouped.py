@@ -141,7 +141,7 @@ def test_flag_rules_are_enforced_only_when_asked(
 def test_nesting_is_bounded() -> None:
     wire = b""
     for _ in range(40):
-        wire = raw_avp(AvpCode.FAILED_AVP, 0x40, wire)
+        wire = raw_avp(AvpCode.MULTIPLE_SERVICES_CREDIT_CONTROL, 0x40, wire)
     with pytest.raises(DiameterError) as caught:
         decode(wire)
     assert caught.value.result_code == ResultCode.DIAMETER_INVALID_AVP_VALUE
@@ -156,3 +156,15 @@ def test_last_member_without_padding_is_accepted_and_noted() -> None:
     (decoded,), notes = decode(wire)
     assert decoded == Avp(443, 0, 0x40, (Avp(444, 0, 0x40, "44"),))
     assert notes == ["grouped AVP length excludes the padding of its last member"]
+
+
+def test_failed_avp_may_quote_an_undecodable_avp() -> None:
+    quoted = raw_avp(AvpCode.CC_REQUEST_NUMBER, 0x40, b"\x00\x00\x01")
+    good = raw_avp(AvpCode.CC_REQUEST_TYPE, 0x40, b"\x00\x00\x00\x02")
+    wire = raw_avp(AvpCode.FAILED_AVP, 0x40, quoted + good)
+    (decoded,), _ = decode(wire, STRICT)
+    assert decoded.avps == (
+        Avp(AvpCode.CC_REQUEST_NUMBER, 0, 0x40, b"\x00\x00\x01"),
+        Avp(AvpCode.CC_REQUEST_TYPE, 0, 0x40, 2),
+    )
+    assert push_avp(decoded) == wire
