@@ -123,7 +123,7 @@ def is_success(result_code: int) -> bool:
 
 
 class AvpCode(IntEnum):
-    """IETF AVP codes (Vendor-Id 0): RFC 6733 §4.5, RFC 4006/8506 §8, RFC 7155."""
+    """IETF AVP codes (Vendor-Id 0): RFC 6733 §4.5, RFC 4006/8506 §8, RFC 7155, RFC 4740."""
 
     USER_NAME = 1
     FRAMED_IP_ADDRESS = 8
@@ -175,6 +175,7 @@ class AvpCode(IntEnum):
     EXPERIMENTAL_RESULT = 297
     EXPERIMENTAL_RESULT_CODE = 298
     INBAND_SECURITY_ID = 299
+    SIP_METHOD = 393
     CC_CORRELATION_ID = 411
     CC_INPUT_OCTETS = 412
     CC_MONEY = 413

@@ -164,6 +164,8 @@ _BASE: tuple[_Row, ...] = (
     (A.ACCOUNTING_RECORD_TYPE, "Accounting-Record-Type", ENUM, "M", "P", "V"),
     (A.ACCOUNTING_REALTIME_REQUIRED, "Accounting-Realtime-Required", ENUM, "M", "P", "V"),
     (A.ACCOUNTING_RECORD_NUMBER, "Accounting-Record-Number", U32, "M", "P", "V"),
+    # RFC 4740 §9.8; some Ro clients put it in Event-Type instead of the 3GPP SIP-Method.
+    (A.SIP_METHOD, "SIP-Method", UTF8, "M", "P", "V"),
 )
 
 # RFC 4006 §8 table, RFC 8506 §8 additions.
@@ -575,7 +577,9 @@ def _build() -> dict[int, AvpDefinition]:
 
 
 DEFINITIONS: Mapping[int, AvpDefinition] = _build()
-_BY_NAME: Mapping[str, AvpDefinition] = {d.name.lower(): d for d in DEFINITIONS.values()}
+_BY_NAME: Mapping[tuple[str, int], AvpDefinition] = {
+    (d.name.lower(), d.vendor_id): d for d in DEFINITIONS.values()
+}
 
 
 def lookup(code: int, vendor_id: int = 0) -> AvpDefinition | None:
@@ -583,9 +587,18 @@ def lookup(code: int, vendor_id: int = 0) -> AvpDefinition | None:
     return DEFINITIONS.get((vendor_id << 32) | code)
 
 
-def by_name(name: str) -> AvpDefinition:
-    """Return the definition named *name* (case-insensitive); KeyError if unknown."""
-    return _BY_NAME[name.lower()]
+def by_name(name: str, vendor_id: int | None = None) -> AvpDefinition:
+    """Return the definition named *name* (case-insensitive); KeyError if unknown.
+
+    Names are unique per vendor; without *vendor_id* the name must be unique overall.
+    """
+    key = name.lower()
+    if vendor_id is not None:
+        return _BY_NAME[(key, vendor_id)]
+    found = [d for (n, _), d in _BY_NAME.items() if n == key]
+    if len(found) != 1:
+        raise KeyError(f"{name!r} names {len(found)} AVPs; give the vendor id")
+    return found[0]
 
 
 def definition(code: int, vendor_id: int = 0) -> AvpDefinition:

@@ -105,6 +105,8 @@ class GyOptions:
       the subscriber being identified by Subscription-Id; off -> 5005.
     - ``default_requested_action``: EVENT_REQUEST without Requested-Action read as
       DIRECT_DEBITING; off -> 5005.
+    - ``accept_ietf_sip_method``: Event-Type carrying the RFC 4740 SIP-Method (AVP 393)
+      instead of TS 32.299's (824, 3GPP) is read as the 3GPP one; off -> 5008.
     - ``accept_unknown_enum_values``: informational enumerations (Subscription-Id-Type,
       Role-Of-Node, Node-Functionality, Reporting-Reason, Termination-Cause, ...) with a value
       from a later 3GPP release are kept as plain ints; off -> 5004.
@@ -116,6 +118,7 @@ class GyOptions:
     ignore_unknown_mandatory: bool = True
     allow_missing_ims_information: bool = True
     default_requested_action: bool = True
+    accept_ietf_sip_method: bool = True
     accept_unknown_enum_values: bool = True
     service_contexts: frozenset[str] = frozenset({"32260", "32274", "32275"})
     codec: CodecOptions = DEFAULT_OPTIONS
@@ -129,6 +132,7 @@ STRICT_GY_OPTIONS = GyOptions(
     ignore_unknown_mandatory=False,
     allow_missing_ims_information=False,
     default_requested_action=False,
+    accept_ietf_sip_method=False,
     accept_unknown_enum_values=False,
 )
 
@@ -701,6 +705,7 @@ _EVENT_TYPE_SINGLE = _table(
         _T | TgppAvpCode.SIP_METHOD: 0,
         _T | TgppAvpCode.EVENT: 1,
         _T | TgppAvpCode.EXPIRES: 2,
+        _A.SIP_METHOD: 3,  # the RFC 4740 AVP some clients (python-diameter too) send instead
     }
 )
 _TIME_STAMPS_SINGLE = _table(
@@ -999,7 +1004,17 @@ def _ims(reader: _Reader, slot: _Slot, outer: tuple[_Slot | Avp, ...]) -> ImsInf
             _NONE,
             (*parents, event_slot),
         )
-        method_slot, event_name_slot, expires_slot = inner
+        method_slot, event_name_slot, expires_slot, ietf_method_slot = inner
+        if method_slot is None and ietf_method_slot is not None:
+            if not reader.options.accept_ietf_sip_method:
+                raise _error(
+                    ResultCode.DIAMETER_AVP_NOT_ALLOWED,
+                    "Event-Type carries the RFC 4740 SIP-Method, not TS 32.299's",
+                    _slot_avp(buf, ietf_method_slot),
+                    (*parents, event_slot),
+                )
+            method_slot = ietf_method_slot
+            reader.notes.append("Event-Type has the RFC 4740 SIP-Method (393), read as 3GPP's")
         event_type = EventType(
             sip_method=None if method_slot is None else _text(buf, method_slot),
             event=None if event_name_slot is None else _text(buf, event_name_slot),

@@ -30,9 +30,13 @@ def test_every_constant_has_a_definition_and_back() -> None:
     assert tgpp == {int(code) for code in TgppAvpCode}
 
 
-def test_names_are_unique() -> None:
-    names = [d.name.lower() for d in DEFINITIONS.values()]
+def test_names_are_unique_per_vendor() -> None:
+    names = [(d.name.lower(), d.vendor_id) for d in DEFINITIONS.values()]
     assert len(names) == len(set(names))
+    assert by_name("SIP-Method", 0).code == AvpCode.SIP_METHOD
+    assert by_name("SIP-Method", VendorId.TGPP).code == TgppAvpCode.SIP_METHOD
+    with pytest.raises(KeyError, match="give the vendor id"):
+        by_name("SIP-Method")
 
 
 @pytest.mark.parametrize("entry", list(DEFINITIONS.values()), ids=lambda d: d.name)

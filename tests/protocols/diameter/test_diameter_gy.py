@@ -413,6 +413,20 @@ def event_without_action() -> list[Avp]:
     return replaced(AvpCode.CC_REQUEST_TYPE, new_avp(AvpCode.CC_REQUEST_TYPE, 4))
 
 
+def ietf_sip_method() -> list[Avp]:
+    avps = ccr_avps()
+    service = avps[-1]
+    ims = service.avps[0]
+    members = tuple(
+        grouped(TgppAvpCode.EVENT_TYPE, [new_avp(AvpCode.SIP_METHOD, "INVITE")], TGPP)
+        if m.code == TgppAvpCode.EVENT_TYPE
+        else m
+        for m in ims.avps
+    )
+    avps[-1] = service._replace(value=(ims._replace(value=members),))
+    return avps
+
+
 def unknown_role() -> list[Avp]:
     avps = ccr_avps()
     service = avps[-1]
@@ -471,6 +485,13 @@ def unknown_role() -> list[Avp]:
             id="event-without-action",
         ),
         pytest.param(
+            ietf_sip_method(),
+            "Event-Type has the RFC 4740 SIP-Method (393), read as 3GPP's",
+            "accept_ietf_sip_method",
+            ResultCode.DIAMETER_AVP_NOT_ALLOWED,
+            id="ietf-sip-method",
+        ),
+        pytest.param(
             unknown_role(),
             "Role-Of-Node value 9 unknown, kept as a number",
             "accept_unknown_enum_values",
@@ -495,6 +516,8 @@ def test_tolerated_values_are_what_was_accepted() -> None:
     assert repeated.request_number == 1
     role = decode_ccr(ccr_with(unknown_role()))
     assert role.ims is not None and role.ims.role_of_node == 9
+    method = decode_ccr(ccr_with(ietf_sip_method()))
+    assert method.ims is not None and method.ims.event_type == EventType(sip_method="INVITE")
 
 
 def test_strict_failed_avps_point_at_the_culprit() -> None:
