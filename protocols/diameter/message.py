@@ -34,6 +34,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
 
 from protocols.diameter.avp import (
@@ -550,3 +551,54 @@ def _encode_one(avp: Avp) -> bytes:
     out = bytearray()
     push_avp_into(avp, out)
     return bytes(out)
+
+
+_COMMAND_NAMES: dict[int, str] = {
+    CommandCode.CAPABILITIES_EXCHANGE: "Capabilities-Exchange",
+    CommandCode.RE_AUTH: "Re-Auth",
+    CommandCode.ACCOUNTING: "Accounting",
+    CommandCode.CREDIT_CONTROL: "Credit-Control",
+    CommandCode.ABORT_SESSION: "Abort-Session",
+    CommandCode.SESSION_TERMINATION: "Session-Termination",
+    CommandCode.DEVICE_WATCHDOG: "Device-Watchdog",
+    CommandCode.DISCONNECT_PEER: "Disconnect-Peer",
+}
+
+
+def format_message(message: Message) -> str:
+    """A readable, stable dump of a message (for logs, fixtures and test failures)."""
+    name = _COMMAND_NAMES.get(message.command_code, f"Command {message.command_code}")
+    kind = "Request" if message.is_request else "Answer"
+    bits = "".join(
+        letter if message.flags & bit else "-"
+        for letter, bit in (("R", 0x80), ("P", 0x40), ("E", 0x20), ("T", 0x10))
+    )
+    lines = [
+        f"{name}-{kind} <{message.command_code}> flags {bits} "
+        f"app {message.application_id} hbh 0x{message.hop_by_hop_id:08x} "
+        f"e2e 0x{message.end_to_end_id:08x}"
+    ]
+    _format_avps(message.avps, 1, lines)
+    return "\n".join(lines) + "\n"
+
+
+def _format_avps(avps: tuple[Avp, ...], depth: int, lines: list[str]) -> None:
+    for avp in avps:
+        code = f"{avp.code}" if not avp.vendor_id else f"{avp.code}/{avp.vendor_id}"
+        bits = "".join(
+            letter if avp.flags & bit else "-"
+            for letter, bit in (("V", 0x80), ("M", 0x40), ("P", 0x20))
+        )
+        head = f"{'  ' * depth}{avp.name} <{code}> {bits}"
+        value = avp.value
+        if type(value) is tuple:
+            lines.append(head)
+            _format_avps(value, depth + 1, lines)
+        else:
+            if isinstance(value, datetime):
+                shown = value.isoformat()
+            elif isinstance(value, (int, float)):
+                shown = str(value)
+            else:
+                shown = repr(value)
+            lines.append(f"{head} {shown}")
