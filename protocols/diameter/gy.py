@@ -1150,12 +1150,15 @@ _F = {int(code): _flags(code) for code in AvpCode}
 _FT = {int(code): _flags(code, _TGPP) for code in TgppAvpCode}
 
 
+_new_avp = tuple.__new__  # Avp(...) without the keyword-handling __new__: the CCA is hot
+
+
 def _ietf(code: int, value: object) -> Avp:
-    return Avp(code, 0, _F[code], value)  # type: ignore[arg-type]
+    return _new_avp(Avp, (code, 0, _F[code], value))
 
 
 def _tgpp(code: int, value: object) -> Avp:
-    return Avp(code, _TGPP, _FT[code], value)  # type: ignore[arg-type]
+    return _new_avp(Avp, (code, _TGPP, _FT[code], value))
 
 
 def _unit_value_avp(code: int, value: UnitValue) -> Avp:

@@ -516,10 +516,18 @@ def answer_for_error(
 ) -> Message:
     """The one place a DiameterError becomes an answer (RFC 6733 §7.1-§7.2, §7.5).
 
-    *request* may be a fully decoded request or what :func:`salvage_message` recovered.  The
-    E bit is set for 3xxx (protocol errors, §7.1.3 MUST) and whenever the command's own
-    answer grammar cannot be composed (see :data:`ANSWER_ECHO`).
+    *request* may be a decoded request, a lazily decoded one whose AVPs turn out malformed
+    (what can be read is salvaged), or what :func:`salvage_message` recovered.  The E bit is
+    set for 3xxx (protocol errors, §7.1.3 MUST) and whenever the command's own answer
+    grammar cannot be composed (see :data:`ANSWER_ECHO`).
     """
+    if not request.is_decoded and request.raw is not None:
+        try:
+            _ = request.avps
+        except DiameterError:
+            salvaged = salvage_message(request.raw)
+            if salvaged is not None:
+                request = salvaged
     echo_codes = ANSWER_ECHO.get(request.command_code)
     echoed: list[Avp] = []
     if echo_codes is not None:

@@ -988,13 +988,6 @@ class Peer:
         self._outbound.append(encode_message(answer))
 
     def _error_answer(self, request: Message, error: DiameterError) -> Message:
-        if request.raw is not None and not request.is_decoded:
-            try:
-                _ = request.avps
-            except DiameterError:
-                salvaged = salvage_message(request.raw)
-                assert salvaged is not None
-                request = salvaged
         return answer_for_error(request, error, self.config.identity)
 
 

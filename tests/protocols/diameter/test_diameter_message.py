@@ -256,3 +256,14 @@ def test_salvaged_request_can_be_answered() -> None:
     wire = encode_message(answer)
     assert decode_message(wire).session_id == "scscf;1;2"
     assert salvage_message(b"\x01\x00") is None
+
+
+def test_lazily_decoded_malformed_request_can_be_answered() -> None:
+    good = push_avps(CCR_AVPS[:1])
+    bad = struct.pack("!II", AvpCode.CC_REQUEST_TYPE, (0x40 << 24) | 10) + bytes(4)
+    data = header(20 + len(good) + len(bad)) + good + bad
+    lazy = decode_message(data, lazy=True)
+    error = DiameterError(ResultCode.DIAMETER_INVALID_AVP_LENGTH, "bad")
+    answer = answer_for_error(lazy, error, OCS)
+    assert answer.avps[0] == Avp(263, 0, 0x40, b"scscf;1;2")
+    assert answer.is_error
