@@ -35,6 +35,11 @@ class DiameterError(Exception):
         self.error_message = error_message
         self.failed_avps = failed_avps
 
+    @property
+    def failed_avp(self) -> Avp | None:
+        """The first (usually the only) AVP of the Failed-AVP, if any."""
+        return self.failed_avps[0] if self.failed_avps else None
+
     def with_failed_avps(self, failed_avps: tuple[Avp, ...]) -> DiameterError:
         """Return a copy of this error whose Failed-AVP content is *failed_avps*."""
         return DiameterError(self.result_code, self.error_message, failed_avps)

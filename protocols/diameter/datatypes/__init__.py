@@ -7,8 +7,9 @@ Result-Code 5014 (DIAMETER_INVALID_AVP_LENGTH) and an undecodable value raises 5
 (DIAMETER_INVALID_AVP_VALUE); the AVP codec then attaches the offending AVP as Failed-AVP.
 A ``push_*`` raises :class:`ValueError` for a value the type cannot carry (a local mistake).
 
-Grouped is not here: its payload is a list of AVPs, decoded by the same code as a message body
-(:mod:`protocols.diameter.avp`).
+Grouped's payload is a list of AVPs, decoded by the same code as a message body
+(:mod:`protocols.diameter.avp`); :mod:`~protocols.diameter.datatypes.grouped` exposes it with
+the same pull/push shape.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ import pytest
 
 from protocols.diameter.avp import Avp, AvpDecoder, find_avp, find_avps, grouped, new_avp, push_avp
 from protocols.diameter.constants import AvpCode, ResultCode, TgppAvpCode, VendorId
+from protocols.diameter.datatypes.grouped import pull_grouped, push_grouped
 from protocols.diameter.datatypes.integer import push_unsigned32
 from protocols.diameter.errors import DiameterError
+from protocols.diameter.message import STRICT_OPTIONS
 
 TGPP = VendorId.TGPP
 LENIENT = AvpDecoder(reject_unknown_mandatory=False, enforce_flag_rules=False, max_depth=16)
@@ -168,3 +170,19 @@ def test_failed_avp_may_quote_an_undecodable_avp() -> None:
         Avp(AvpCode.CC_REQUEST_TYPE, 0, 0x40, 2),
     )
     assert push_avp(decoded) == wire
+
+
+def test_pull_and_push_grouped_payloads() -> None:
+    members = MSCC.avps
+    payload = push_grouped(members)
+    assert push_avp(MSCC) == struct.pack("!II", 456, (0x40 << 24) | (8 + len(payload))) + payload
+    assert pull_grouped(payload) == members
+    with pytest.raises(DiameterError) as caught:
+        pull_grouped(payload[:-2])
+    assert caught.value.result_code == ResultCode.DIAMETER_INVALID_AVP_LENGTH
+    assert caught.value.failed_avp is not None
+    unknown = raw_avp(77777, 0xC0, b"\x01", 9999)
+    assert pull_grouped(unknown) == (Avp(77777, 9999, 0xC0, b"\x01"),)
+    with pytest.raises(DiameterError):
+        pull_grouped(unknown, STRICT_OPTIONS)
+    assert DiameterError(5012).failed_avp is None
