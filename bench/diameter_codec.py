@@ -44,6 +44,7 @@ from protocols.diameter.message import (
     decode_message,
     encode_message,
 )
+from protocols.diameter.peer import AllowedPeer, Peer, PeerConfig, PeerRole, RequestReceived
 
 TGPP = VendorId.TGPP
 OCS = LocalIdentity(
@@ -118,6 +119,39 @@ def ccr_update() -> bytes:
     return encode_message(message)
 
 
+def open_responder() -> Peer:
+    """An ocsd-side peer, open after a capabilities exchange with a softswitch."""
+    switch = LocalIdentity(
+        origin_host="scscf.ims.example.net",
+        origin_realm="ims.example.net",
+        host_ip_addresses=(IPv4Address("192.0.2.20"),),
+    )
+    server = Peer(
+        PeerConfig(
+            identity=OCS,
+            allowed_peers=(AllowedPeer.of("scscf.ims.example.net", "192.0.2.20"),),
+            decode_lazily=True,
+        ),
+        PeerRole.RESPONDER,
+        "192.0.2.20",
+    )
+    client = Peer(
+        PeerConfig(
+            identity=switch, allowed_peers=(AllowedPeer.of("ocs.example.net", "192.0.2.10"),)
+        ),
+        PeerRole.INITIATOR,
+        "192.0.2.10",
+    )
+    server.start(0.0)
+    client.start(0.0)
+    server.receive_data(client.data_to_send(), 0.0)
+    server.data_to_send()
+    assert server.is_open
+    while server.next_event() is not None:
+        pass
+    return server
+
+
 def measure(operation: Callable[[], object], iterations: int, rounds: int = 5) -> float:
     """Best CPU time per call over *rounds* runs of *iterations* calls, in microseconds."""
     best = float("inf")
@@ -179,6 +213,16 @@ def main() -> None:
         view = decode_ccr(decode_message(raw, lazy=True))
         return encode_message(encode_cca(view, ANSWER, OCS))
 
+    server = open_responder()
+
+    def through_the_peer() -> object:
+        server.receive_data(raw, 1.0)
+        event = server.next_event()
+        assert isinstance(event, RequestReceived)
+        view = decode_ccr(event.message)
+        server.send_answer(encode_cca(view, ANSWER, OCS), 1.0)
+        return server.data_to_send()
+
     rows: list[tuple[str, float]] = [
         (
             "generic decode_message (all AVPs as objects)",
@@ -187,6 +231,7 @@ def main() -> None:
         ("CCR decode + view (decode_ccr)", measure(decode_and_view, iterations)),
         ("CCA build + encode (encode_cca)", measure(build_and_encode, iterations)),
         ("full cycle: CCR in, CCA out", measure(cycle, iterations)),
+        ("full cycle through Peer (framing, events)", measure(through_the_peer, iterations)),
     ]
     reference = python_diameter_cycle(raw)
     if reference is not None:

@@ -345,7 +345,10 @@ class MessageRejected:
 
 @dataclass(frozen=True, slots=True)
 class PeerClosed:
-    """The connection is finished; the caller closes the transport after data_to_send()."""
+    """The connection is finished; the caller closes the transport after data_to_send().
+
+    Requests still waiting for an answer in either direction are forgotten with it.
+    """
 
     reason: CloseReason
     detail: str = ""
@@ -373,7 +376,13 @@ class _Outstanding:
 
 
 class Peer:
-    """One Diameter peer connection (see the module docstring for the rules)."""
+    """One Diameter peer connection (see the module docstring for the rules).
+
+    *remote_address* is the transport source address the allowed-peer check uses.  *rng*
+    drives the watchdog jitter and the first hop-by-hop id (inject a seeded one in tests).
+    Pass the process's shared *end_to_end_ids*, built from the wall clock at start-up; without
+    one, the connection makes its own with a random high part.
+    """
 
     def __init__(
         self,
@@ -408,6 +417,7 @@ class Peer:
         self._dwr_sent_at: float | None = None
         # Requests in both directions.
         self._pending: dict[int, int] = {}  # hop-by-hop id of received requests -> count
+        self._pending_count = 0
         self._outstanding: dict[int, _Outstanding] = {}
         self._dpr_hop_by_hop: int | None = None
 
@@ -431,7 +441,7 @@ class Peer:
     @property
     def pending_requests(self) -> int:
         """Received requests not answered yet."""
-        return sum(self._pending.values())
+        return self._pending_count
 
     @property
     def outstanding_requests(self) -> int:
@@ -450,6 +460,7 @@ class Peer:
             self._dwr_sent_at = None
             self._outstanding.clear()
             self._pending.clear()
+            self._pending_count = 0
 
     def _abort(self, reason: CloseReason, detail: str) -> None:
         if self._state is not PeerState.CLOSED:
@@ -625,6 +636,7 @@ class Peer:
             del self._pending[message.hop_by_hop_id]
         else:
             self._pending[message.hop_by_hop_id] = count - 1
+        self._pending_count -= 1
         self._outbound.append(encode_message(message))
         return True
 
@@ -749,7 +761,7 @@ class Peer:
                 ResultCode.DIAMETER_APPLICATION_UNSUPPORTED,
                 f"application {message.application_id} is not served here",
             )
-        elif sum(self._pending.values()) >= config.max_pending_requests:
+        elif self._pending_count >= config.max_pending_requests:
             error = DiameterError(
                 ResultCode.DIAMETER_TOO_BUSY, "too many requests waiting for an answer"
             )
@@ -762,6 +774,7 @@ class Peer:
             )
             return
         self._pending[hop_by_hop] = self._pending.get(hop_by_hop, 0) + 1
+        self._pending_count += 1
         self._events.append(RequestReceived(message))
 
     def _application_answer(self, message: Message) -> None:
