@@ -529,6 +529,7 @@ class _Reader:
         return singles, multis
 
     def repeated(self, slot: _Slot, parents: tuple[_Slot | Avp, ...]) -> None:
+        """A single-occurrence AVP came again: keep the first, or 5009 when strict."""
         name = avp_name(slot[0] & 0xFFFFFFFF, slot[0] >> 32)
         if self.options.first_of_repeated:
             self.notes.append(f"{name} repeated, the first one was used")
@@ -541,6 +542,7 @@ class _Reader:
         )
 
     def unknown_mandatory(self, slot: _Slot, parents: tuple[_Slot | Avp, ...]) -> None:
+        """An AVP we do not know has the M bit: ignore it, or 5001 when strict."""
         name = avp_name(slot[0] & 0xFFFFFFFF, slot[0] >> 32)
         if self.options.ignore_unknown_mandatory:
             self.notes.append(f"unknown mandatory {name} ignored")
