@@ -1053,6 +1053,10 @@ class ChargingService:
         """Whether this worker holds an open session in memory."""
         return session_id in self._sessions
 
+    def views_of_account(self, account_id: str) -> list[SessionView]:
+        """Open sessions of an account this worker holds in memory."""
+        return [v for v in self._sessions.values() if v.account_id == account_id]
+
     def sessions_of_peer(self, peer: str) -> list[str]:
         """Open sessions this worker holds for a peer (a NAS or a Diameter host)."""
         return [v.session_id for v in self._sessions.values() if v.peer == peer]

@@ -19,6 +19,7 @@ from typing import Literal
 from fraud.settings import FraudSettings
 from lcr.settings import LcrSettings
 from ocsd.charging import ChargingSettings
+from ocsd.diameter_server import DiameterSettings
 from ocsd.http_server import HttpSettings
 from ocsd.radius_server import RadiusSettings
 from ocsd.typed_yaml import ConfigError, load_typed, load_typed_file
@@ -100,6 +101,7 @@ class Config:
     stores: StoreSettings = field(default_factory=StoreSettings)
     rating: RatingSettings = field(default_factory=RatingSettings)
     charging: ChargingSettings = field(default_factory=ChargingSettings)
+    diameter: DiameterSettings = field(default_factory=DiameterSettings)
     radius: RadiusSettings = field(default_factory=RadiusSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     lcr: LcrSettings = field(default_factory=LcrSettings)
@@ -151,6 +153,8 @@ def check(config: Config) -> list[str]:
         ]
     if config.http.enabled:
         listeners.append(("http.port", config.http.listen, config.http.port))
+    if config.diameter.enabled:
+        listeners.append(("diameter.port", config.diameter.listen, config.diameter.port))
     for key, host, port in listeners:
         if not port:
             continue

@@ -28,12 +28,14 @@ from fraud.guard import FraudGuard
 from fraud.metrics import MetricRegistry
 from fraud.response import Responder
 from fraud.webhook_sink import WebhookSender
+from lcr.delivery import encode_diameter_routes, parse_route_query
 from lcr.portability import PortabilityIndex
 from lcr.quality_store import MemoryRoutingState, RedisRoutingState
 from lcr.router import Router
 from lcr.state import HotStoreUnavailable, refresh
 from ocsd.charging import ChargingService, SessionView
 from ocsd.config import Config
+from ocsd.diameter_server import DiameterServer, raw_avps
 from ocsd.directory import Directory
 from ocsd.fraud_setup import (
     RecordsFraudActions,
@@ -142,6 +144,7 @@ class Server:
         self.store: BalanceStore | None = None
         self.service: ChargingService | None = None
         self.radius: RadiusServer | None = None
+        self.diameter: DiameterServer | None = None
         self.http: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._synced_limits: dict[str, AccountLimits] = {}
@@ -286,6 +289,25 @@ class Server:
         log.info("sessions terminated", account=account_id, reason=reason, count=ended)
         return ended
 
+    async def _http_route(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``GET /v1/route``: ranked routes for a call, nothing held."""
+        if self.routing is None:
+            return 503, {"error": "routing is not enabled (lcr.enabled)"}
+        try:
+            query = parse_route_query(params)
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        status, body = self.routing.query(self.current_directory(), query, time.time())
+        return status, dict(body)
+
+    async def _http_reauthorize(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Ask the switches to re-authorize an account's sessions (after a top-up)."""
+        account_id = params["account_id"]
+        sent = 0
+        if self.diameter is not None:
+            sent = await self.diameter.reauthorize_account(account_id)
+        return 200, {"account": account_id, "reauthorized": sent}
+
     async def _refresh_quality(self) -> None:
         assert self.routing is not None
         routing = self.routing
@@ -372,10 +394,23 @@ class Server:
             self.radius = RadiusServer(config.radius, self.service, self.metrics)
             await self.radius.start(reuse_port=reuse)
             self.terminators.append(self.radius)
+        if config.diameter.enabled:
+            self.diameter = DiameterServer(config.diameter, self.service, self.metrics)
+            if config.lcr.enabled and config.lcr.delivery.diameter_routes:
+                vendor = config.lcr.delivery.diameter_vendor_id
+                self.diameter.answerer.route_avps = lambda grant: raw_avps(
+                    encode_diameter_routes(grant.routes, vendor) if grant.routes else b""
+                )
+            await self.diameter.start(reuse_port=reuse)
+            self.terminators.append(self.diameter)
         for extension in self.extensions:
             await extension.start(self)
         if config.http.enabled:
             self.http = HttpServer(config.http, self.metrics, self.service, self.readiness)
+            self.http.add_json_route("GET", "/v1/route", self._http_route)
+            self.http.add_json_route(
+                "POST", "/v1/accounts/{account_id}/reauthorize", self._http_reauthorize
+            )
             await self.http.start(reuse_port=reuse)
         self._spawn(self._reap(), "reaper")
         if self.routing is not None:
@@ -407,11 +442,16 @@ class Server:
         self.notifier.stopping()
         if self.radius is not None:
             self.radius.stop_listening()
+        if self.diameter is not None:
+            self.diameter.stop_listening()
         for extension in reversed(self.extensions):
             with contextlib.suppress(Exception):
                 await extension.stop_accepting(self)
         if self.radius is not None:
             await self.radius.drain(DRAIN_DEADLINE_S)
+        if self.diameter is not None:
+            # Answers what is in flight, then DPR to every peer and waits for DPA.
+            await self.diameter.drain(DRAIN_DEADLINE_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -424,6 +464,8 @@ class Server:
             await self.http.close()
         if self.radius is not None:
             await self.radius.close()
+        if self.diameter is not None:
+            await self.diameter.close()
         if self.routing is not None:
             await self.routing.drain()
             await self.routing.state.close()

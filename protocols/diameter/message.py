@@ -140,7 +140,7 @@ class Message:
     _avps: tuple[Avp, ...] | None
     _options: CodecOptions | None
 
-    def __init__(  # noqa: PLR0917 - the positional order is the header's wire order
+    def __init__(
         self,
         command_code: int,
         flags: int,

@@ -199,7 +199,10 @@ _BASE_COMMANDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class AllowedPeer:
-    """A peer we talk to: its Origin-Host and the networks its connections may come from."""
+    """A peer we talk to: its Origin-Host and the networks its connections may come from.
+
+    An Origin-Host of ``*`` accepts any identity from those networks (a lab on loopback).
+    """
 
     origin_host: str
     networks: tuple[Network, ...]
@@ -211,9 +214,8 @@ class AllowedPeer:
 
     def matches(self, origin_host: str, address: Address) -> bool:
         """True when both the identity and the source address are this peer's."""
-        return same_identity(self.origin_host, origin_host) and any(
-            address in network for network in self.networks
-        )
+        identity_ok = self.origin_host == "*" or same_identity(self.origin_host, origin_host)
+        return identity_ok and any(address in network for network in self.networks)
 
 
 @dataclass(frozen=True, slots=True)
