@@ -376,10 +376,11 @@ async def test_postpaid_close_debits_in_full_past_the_limit(store: BalanceStore)
     assert await balance(store) == (-1_800, 0)
 
 
-async def test_prepaid_close_overrun_stops_at_zero(store: BalanceStore) -> None:
+@pytest.mark.parametrize("cost", [1_001, 1_250, 10**12])
+async def test_prepaid_close_overrun_stops_at_zero(store: BalanceStore, cost: int) -> None:
     await account(store, balance=1_000)
     await store.step(hold("s1", 0, Hold("voice", 1_000), new=True))
-    result = await store.step(close("s1", 1, 1_250))
+    result = await store.step(close("s1", 1, cost))
     assert (result.debited_micros, result.balance_micros) == (1_000, 0)
     assert await balance(store) == (0, 0)
     (_, record) = await drain(store)
