@@ -161,8 +161,14 @@ class _Pipeliner:
         return future
 
     def send(self, *commands: Command) -> None:
-        """Queue commands nobody waits for (their errors are ignored)."""
-        self._push(asyncio.get_running_loop(), commands, None)
+        """Queue commands nobody waits for (errors ignored); they go with the next batch.
+
+        Nothing is flushed for them alone, so they cost no round trip of their own;
+        ``close`` sends what is left.
+        """
+        if self.closed:
+            return
+        self._queue.append((commands, None))
 
     def _push(
         self,
@@ -234,7 +240,9 @@ class _Pipeliner:
                 self._dispatch()
 
     async def close(self) -> None:
-        """Let the batches in flight finish, then close the connections."""
+        """Send what is queued, let the batches in flight finish, close the connections."""
+        if self._queue:
+            self._dispatch()
         self.closed = True
         while self._queue:
             _, future = self._queue.popleft()
