@@ -40,6 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import hiredis
 import msgpack
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.backoff import NoBackoff
@@ -129,6 +130,12 @@ def _scripts() -> dict[str, _Script]:
     return {name: _load_script(name, text) for name in names}
 
 
+def _pack_command(command: Command) -> bytes:
+    """RESP encoding of one command, in C (redis-py's own packer costs ~10x more)."""
+    packed: bytes = hiredis.pack_command(command)
+    return packed
+
+
 def _escape(account_id: str) -> str:
     return account_id.replace("%", "%25").replace(":", "%3A")
 
@@ -205,10 +212,9 @@ class _Pipeliner:
     ) -> None:
         try:
             commands = [command for group, _ in batch for command in group]
+            packed = b"".join(map(_pack_command, commands))
             async with asyncio.timeout(self._timeout_s):
-                await connection.send_packed_command(
-                    connection.pack_commands(commands), check_health=False
-                )
+                await connection.send_packed_command(packed, check_health=False)
                 self.round_trips += 1
                 self.commands += len(commands)
                 for group, future in batch:
@@ -335,13 +341,15 @@ class RedisBalanceStore:
     async def _eval_with(self, script: _Script, tail: Command, *extra: Command) -> Any:
         try:
             try:
-                return await self._call(("EVALSHA", script.sha, *tail), *extra)
+                return await self._pipe.call(("EVALSHA", script.sha, *tail), *extra)
             except NoScriptError:
                 await self._load_scripts()
-                return await self._call(("EVALSHA", script.sha, *tail), *extra)
+                return await self._pipe.call(("EVALSHA", script.sha, *tail), *extra)
         except ResponseError as error:
             if str(error).startswith("OCSD_RANGE"):
                 raise AmountOutOfRange(str(error)) from error
+            if _unavailable(error):
+                raise BackendUnavailable(f"Redis: {error}") from error
             raise
 
     async def _load_scripts(self) -> None:

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import hiredis
 import pytest
 import redis
 import redis.asyncio.connection
@@ -113,19 +114,17 @@ class _Writes:
         self.count = 0
         self.commands: list[bytes] = []
         cls = redis.asyncio.connection.AbstractConnection
-        send, pack = cls.send_packed_command, cls.pack_commands
+        send = cls.send_packed_command
 
         async def counting(conn: Any, command: Any, check_health: bool = True) -> None:
             self.count += 1
+            reader = hiredis.Reader()
+            reader.feed(command if isinstance(command, bytes) else b"".join(command))
+            while (request := reader.gets()) is not False:
+                self.commands.append(request[0].upper())
             await send(conn, command, check_health)
 
-        def packing(conn: Any, commands: Any) -> Any:
-            commands = list(commands)
-            self.commands.extend(str(c[0]).encode() for c in commands)
-            return pack(conn, commands)
-
         monkeypatch.setattr(cls, "send_packed_command", counting)
-        monkeypatch.setattr(cls, "pack_commands", packing)
 
 
 def _commandstats(url: str) -> dict[str, int]:
