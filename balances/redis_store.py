@@ -292,7 +292,7 @@ def _int(value: Any) -> int:
 
 
 class RedisBalanceStore:
-    """The ``BalanceStore`` on Redis (standalone or Sentinel; the keys are Cluster-ready)."""
+    """The ``BalanceStore`` on a Redis server (the key layout is ready for Redis Cluster)."""
 
     def __init__(self, settings: RedisStoreSettings) -> None:
         self.settings = settings
