@@ -22,7 +22,8 @@ the same write): one round trip. Concurrent callers are batched: ``step`` puts i
 in a queue and a flush on the next loop turn (or as soon as ``max_batch`` steps wait) writes a
 whole batch on one of ``pool_size`` connections and hands each caller its reply. A batch not
 answered within ``timeout_ms`` fails all its callers with ``BackendUnavailable`` (their steps
-may or may not have run: a retry with the same request number is answered as a duplicate).
+may or may not have run: a retry with the same request number is answered as a duplicate);
+so does a step that finds ``max_waiting`` steps already queued (the queue is bounded).
 
 The record queue is read with XREADGROUP across all shards' streams in one command (on Redis
 Cluster the reader would have to issue it per node); records are acknowledged and deleted
@@ -147,8 +148,15 @@ class _Pipeliner:
     awaits the reply of the first; ``send`` queues commands whose replies nobody waits for.
     """
 
-    def __init__(self, connections: list[AbstractConnection], max_batch: int, timeout_s: float):
+    def __init__(
+        self,
+        connections: list[AbstractConnection],
+        max_batch: int,
+        max_waiting: int,
+        timeout_s: float,
+    ) -> None:
         self._connections = connections
+        self._max_waiting = max_waiting
         self._idle = list(connections)
         self._queue: deque[tuple[tuple[Command, ...], asyncio.Future[Any] | None]] = deque()
         self._scheduled = False
@@ -173,7 +181,7 @@ class _Pipeliner:
         Nothing is flushed for them alone, so they cost no round trip of their own;
         ``close`` sends what is left.
         """
-        if self.closed:
+        if self.closed or len(self._queue) >= self._max_waiting:
             return
         self._queue.append((commands, None))
 
@@ -185,6 +193,8 @@ class _Pipeliner:
     ) -> None:
         if self.closed:
             raise BackendUnavailable("the balance store is closed")
+        if len(self._queue) >= self._max_waiting:
+            raise BackendUnavailable(f"more than {self._max_waiting} steps wait for Redis")
         self._queue.append((commands, future))
         if len(self._queue) >= self._max_batch:
             self._dispatch()
@@ -313,6 +323,7 @@ class RedisBalanceStore:
         self._pipe = _Pipeliner(
             [pool.connection_class(**kwargs) for _ in range(settings.pool_size)],
             settings.max_batch,
+            settings.max_waiting,
             self._timeout_s,
         )
         self._reader: AbstractConnection | None = None

@@ -183,6 +183,24 @@ async def test_concurrent_steps_share_round_trips(server: ThrowawayRedis) -> Non
         await store.close()
 
 
+async def test_steps_beyond_the_queue_bound_are_refused(redis_url: str) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings = RedisStoreSettings(url=redis_url, key_prefix=prefix, shards=8, max_waiting=5)
+    store = RedisBalanceStore(settings)
+    try:
+        await _funded(store)
+        results = await asyncio.gather(
+            *(store.step(hold(f"s{n}", 0, Hold("v", 100), new=True)) for n in range(50)),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, BackendUnavailable) for r in results) == 45
+        state = await store.get_account("acct")
+        assert state is not None and state.sessions == 5
+    finally:
+        await store.close()
+        delete_redis_keys(redis_url, prefix)
+
+
 async def test_a_frozen_server_is_unavailable_then_the_retry_is_exact(
     server: ThrowawayRedis,
 ) -> None:
