@@ -141,6 +141,15 @@ def _escape(account_id: str) -> str:
     return account_id.replace("%", "%25").replace(":", "%3A")
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """Commands waiting for a connection: encoded, how many, and who waits for the reply."""
+
+    packed: bytes
+    commands: int
+    future: asyncio.Future[Any] | None
+
+
 class _Pipeliner:
     """Sends the commands of concurrent callers in one write per loop turn and connection.
 
@@ -158,7 +167,7 @@ class _Pipeliner:
         self._connections = connections
         self._max_waiting = max_waiting
         self._idle = list(connections)
-        self._queue: deque[tuple[tuple[Command, ...], asyncio.Future[Any] | None]] = deque()
+        self._queue: deque[_Waiting] = deque()
         self._scheduled = False
         self._max_batch = max_batch
         self._timeout_s = timeout_s
@@ -169,10 +178,24 @@ class _Pipeliner:
         self.closed = False
 
     def call(self, *commands: Command) -> asyncio.Future[Any]:
-        """Queue commands; the future gets the first one's reply (or its error)."""
+        """Queue commands; the future gets the first one's reply (or its error).
+
+        The commands are encoded here, so an argument Redis cannot take fails its own
+        caller (``TypeError``), never the batch it would have joined.
+        """
+        if self.closed:
+            raise BackendUnavailable("the balance store is closed")
+        if len(self._queue) >= self._max_waiting:
+            raise BackendUnavailable(f"more than {self._max_waiting} steps wait for Redis")
+        packed = b"".join(map(_pack_command, commands))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._push(loop, commands, future)
+        self._queue.append(_Waiting(packed, len(commands), future))
+        if len(self._queue) >= self._max_batch:
+            self._dispatch()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
         return future
 
     def send(self, *commands: Command) -> None:
@@ -183,24 +206,8 @@ class _Pipeliner:
         """
         if self.closed or len(self._queue) >= self._max_waiting:
             return
-        self._queue.append((commands, None))
-
-    def _push(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        commands: tuple[Command, ...],
-        future: asyncio.Future[Any] | None,
-    ) -> None:
-        if self.closed:
-            raise BackendUnavailable("the balance store is closed")
-        if len(self._queue) >= self._max_waiting:
-            raise BackendUnavailable(f"more than {self._max_waiting} steps wait for Redis")
-        self._queue.append((commands, future))
-        if len(self._queue) >= self._max_batch:
-            self._dispatch()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
+        packed = b"".join(map(_pack_command, commands))
+        self._queue.append(_Waiting(packed, len(commands), None))
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -215,39 +222,37 @@ class _Pipeliner:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(
-        self,
-        connection: AbstractConnection,
-        batch: list[tuple[tuple[Command, ...], asyncio.Future[Any] | None]],
-    ) -> None:
+    async def _run(self, connection: AbstractConnection, batch: list[_Waiting]) -> None:
         try:
-            commands = [command for group, _ in batch for command in group]
-            packed = b"".join(map(_pack_command, commands))
             async with asyncio.timeout(self._timeout_s):
-                await connection.send_packed_command(packed, check_health=False)
+                await connection.send_packed_command(
+                    b"".join([waiting.packed for waiting in batch]), check_health=False
+                )
                 self.round_trips += 1
-                self.commands += len(commands)
-                for group, future in batch:
+                for waiting in batch:
+                    self.commands += waiting.commands
                     first: Any = None
-                    for index in range(len(group)):
+                    for index in range(waiting.commands):
                         try:
                             reply = await connection.read_response()
                         except ResponseError as error:
                             reply = error
                         if index == 0:
                             first = reply
+                    future = waiting.future
                     if future is not None and not future.done():
                         if isinstance(first, ResponseError):
                             future.set_exception(first)
                         else:
                             future.set_result(first)
         except BaseException as exc:
+            # The connection's state is unknown: drop it (it reconnects on its next use).
             await connection.disconnect(nowait=True)
             failure = BackendUnavailable(f"Redis: {exc!r}")
             failure.__cause__ = exc
-            for _, future in batch:
-                if future is not None and not future.done():
-                    future.set_exception(failure)
+            for waiting in batch:
+                if waiting.future is not None and not waiting.future.done():
+                    waiting.future.set_exception(failure)
             if not isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
                 raise
         finally:
@@ -261,7 +266,7 @@ class _Pipeliner:
             self._dispatch()
         self.closed = True
         while self._queue:
-            _, future = self._queue.popleft()
+            future = self._queue.popleft().future
             if future is not None and not future.done():
                 future.set_exception(BackendUnavailable("the balance store is closed"))
         if self._tasks:

@@ -7,6 +7,7 @@ Tests that stop or flush a server start their own throwaway ``redis-server``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.resources
 import signal
 import uuid
@@ -19,7 +20,7 @@ import pytest
 import redis
 import redis.asyncio.connection
 
-from balances.model import AccountLimits, Hold, LedgerKind, StepStatus
+from balances.model import AccountLimits, Hold, LedgerKind, StepResult, StepStatus
 from balances.redis_store import RedisBalanceStore
 from balances.settings import RedisStoreSettings
 from balances.store import BackendUnavailable
@@ -181,6 +182,18 @@ async def test_concurrent_steps_share_round_trips(server: ThrowawayRedis) -> Non
         assert state is not None and (state.sessions, state.held_micros) == (200, 20_000)
     finally:
         await store.close()
+
+
+async def test_a_malformed_step_fails_alone(shared: RedisBalanceStore) -> None:
+    await _funded(shared)
+    bad = dataclasses.replace(hold("bad", 0, Hold("v", 100), new=True), state=None)
+    results = await asyncio.gather(
+        *(shared.step(hold(f"s{n}", 0, Hold("v", 100), new=True)) for n in range(5)),
+        shared.step(bad),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert [type(r) for r in results[-1:]] == [TypeError]
+    assert {r.status for r in results[:-1] if isinstance(r, StepResult)} == {StepStatus.OK}
 
 
 async def test_steps_beyond_the_queue_bound_are_refused(redis_url: str) -> None:
