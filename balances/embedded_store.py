@@ -476,12 +476,24 @@ class EmbeddedBalanceStore:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + block_ms / 1000
         while True:
-            found = self._write(self._read_records, consumer, count)
+            found: list[QueuedRecord] = []
+            if count > 0 and self._read(self._any_record, consumer):
+                found = self._write(self._read_records, consumer, count)
             if found or count <= 0 or loop.time() >= deadline:
                 return found
             await asyncio.sleep(
                 min(self.settings.poll_interval_ms / 1000, max(0.0, deadline - loop.time()))
             )
+
+    def _any_record(self, consumer: str) -> bool:
+        """Whether a read would find something (without the write lock: polls stay cheap)."""
+        now_ms = int(time.time() * 1000)
+        row = self._db.execute(
+            "SELECT 1 FROM records WHERE consumer IS NULL OR consumer = ? "
+            "OR delivered_ms <= ? LIMIT 1",
+            (consumer, now_ms - self.settings.claim_idle_ms),
+        ).fetchone()
+        return row is not None
 
     def _read_records(self, consumer: str, count: int) -> list[QueuedRecord]:
         db = self._db

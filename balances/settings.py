@@ -21,6 +21,8 @@ class RedisStoreSettings:
     """Connections carrying pipelined steps; one batch is in flight on each at a time."""
     max_batch: int = 256
     """Most steps sent in one pipelined write."""
+    max_waiting: int = 20_000
+    """Most steps waiting for a connection; beyond, a step fails with BackendUnavailable."""
     session_index_ttl_ms: int = 86_400_000
     """How long the session -> account index outlives a session's opening step."""
     tombstone_grace_ms: int = 60_000
@@ -37,8 +39,8 @@ class RedisStoreSettings:
             raise ValueError("key_prefix must be non-empty and without braces")
         if not 1 <= self.shards <= 16384:
             raise ValueError("shards must be between 1 and 16384")
-        if self.timeout_ms <= 0 or self.pool_size <= 0 or self.max_batch <= 0:
-            raise ValueError("timeout_ms, pool_size and max_batch must be positive")
+        if min(self.timeout_ms, self.pool_size, self.max_batch, self.max_waiting) <= 0:
+            raise ValueError("timeout_ms, pool_size, max_batch and max_waiting must be positive")
         if self.session_index_ttl_ms <= 0 or self.tombstone_grace_ms < 0:
             raise ValueError("session_index_ttl_ms must be positive, tombstone_grace_ms >= 0")
         if not self.consumer_group or self.claim_idle_ms < 0:

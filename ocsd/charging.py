@@ -43,6 +43,9 @@ from balances.model import (
 )
 from balances.store import BackendUnavailable, BalanceStore
 from cdr_writer.record import Cdr, CdrKind, LevelAmount, new_cdr_id
+from fraud.guard import FraudGuard
+from fraud.model import CallAttempt, CallUsage
+from fraud.rule import Refusal
 from lcr.decision import RouteDecision
 from ocsd.charging_types import (
     ChargingRequest,
@@ -57,6 +60,7 @@ from ocsd.charging_types import (
 )
 from ocsd.directory import Directory, Identified
 from ocsd.logs import get_logger
+from ocsd.master import Account
 from ocsd.routing import LEGS_KEY, REPORT_KEYS, Routing
 from rating.dialplan import NumberFormatError
 from rating.engine import CallPrice, RatingError, RatingFailure, local_position
@@ -284,9 +288,11 @@ class ChargingService:
         node: str = "ocsd",
         clock: Callable[[], float] = time.time,
         routing: Routing | None = None,
+        fraud: FraudGuard | None = None,
     ) -> None:
         self.settings = settings
         self.routing = routing
+        self.fraud = fraud
         self.store = store
         self._directory = directory
         self.node = node
@@ -555,6 +561,54 @@ class ChargingService:
                 calling = directory.dial_plan.normalize(request.calling)
             except NumberFormatError:
                 calling = request.calling
+        if self.fraud is not None:
+            verdict = await self.fraud.check(
+                CallAttempt(
+                    account_id=account.account_id,
+                    called=called,
+                    now=now,
+                    session_id=request.session_id,
+                    calling=calling,
+                    source_ip=request.source_ip or "",
+                    caller_ip=request.caller_ip,
+                    peer=request.peer,
+                )
+            )
+            hit = verdict.refusal
+            if hit is not None:
+                code = (
+                    DenialCode.DESTINATION_BLOCKED
+                    if hit.refusal is Refusal.DESTINATION
+                    else DenialCode.FRAUD_SUSPECTED
+                )
+                log.info(
+                    "denied",
+                    reason=code.value,
+                    rule=hit.rule_id,
+                    session_id=request.session_id,
+                    account=account.account_id,
+                )
+                return Denial(code, hit.message, account.account_id)
+        outcome = await self._start_checked(request, directory, account, called, calling, now)
+        if self.fraud is not None and isinstance(outcome, Denial) and not outcome.duplicate:
+            # Refused after the fraud check counted it: it leaves the live calls.
+            self.fraud.submit_end(
+                CallUsage(
+                    account.account_id, request.session_id, called, now, final=True, connected=False
+                )
+            )
+        return outcome
+
+    async def _start_checked(
+        self,
+        request: ChargingRequest,
+        directory: Directory,
+        account: Account,
+        called: str,
+        calling: str,
+        now: float,
+    ) -> Outcome:
+        """Rate, route and hold a call the fraud checks let through."""
         start = self._start_time(request, now)
         zone = directory.zone(account)
         weekday, second = local_position(int(start), zone)
@@ -998,6 +1052,10 @@ class ChargingService:
         """Whether this worker holds an open session in memory."""
         return session_id in self._sessions
 
+    def views_of_account(self, account_id: str) -> list[SessionView]:
+        """Open sessions of an account this worker holds in memory."""
+        return [v for v in self._sessions.values() if v.account_id == account_id]
+
     def sessions_of_peer(self, peer: str) -> list[str]:
         """Open sessions this worker holds for a peer (a NAS or a Diameter host)."""
         return [v.session_id for v in self._sessions.values() if v.peer == peer]
@@ -1077,6 +1135,19 @@ class ChargingService:
                 account=view.account_id,
                 charge=charge,
                 debited=result.debited_micros,
+            )
+        if self.fraud is not None and result.status is StepStatus.OK:
+            self.fraud.submit_end(
+                CallUsage(
+                    view.account_id,
+                    view.session_id,
+                    view.price.number,
+                    now,
+                    spend_micros=charge,
+                    seconds=cdr.duration_s,
+                    final=True,
+                    duration_s=cdr.duration_s,
+                )
             )
         if self.routing is not None and result.status is StepStatus.OK:
             use = Routing.carrier_use(view.extra, cdr.duration_s)

@@ -20,6 +20,7 @@ from cdr_writer.settings import CdrWriterSettings
 from fraud.settings import FraudSettings
 from lcr.settings import LcrSettings
 from ocsd.charging import ChargingSettings
+from ocsd.diameter_server import DiameterSettings
 from ocsd.http_server import HttpSettings
 from ocsd.radius_server import RadiusSettings
 from ocsd.typed_yaml import ConfigError, load_typed, load_typed_file
@@ -94,12 +95,15 @@ class Config:
     data_dir: str = ""
     workers: int = 0
     """Worker processes sharing the listening ports; 0: one per core."""
+    worker_stall_s: float = 30.0
+    """A worker whose event loop has not turned for this long is killed and started again."""
     master_poll_s: float = 2.0
     """How often the daemon looks for changed master data (accounts, identities, decks)."""
     stores: StoreSettings = field(default_factory=StoreSettings)
     rating: RatingSettings = field(default_factory=RatingSettings)
     cdr_writer: CdrWriterSettings = field(default_factory=CdrWriterSettings)
     charging: ChargingSettings = field(default_factory=ChargingSettings)
+    diameter: DiameterSettings = field(default_factory=DiameterSettings)
     radius: RadiusSettings = field(default_factory=RadiusSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     lcr: LcrSettings = field(default_factory=LcrSettings)
@@ -136,6 +140,8 @@ class Config:
 def check(config: Config) -> list[str]:
     """Cross-section checks; returns messages naming the keys (empty when all is well)."""
     problems: list[str] = []
+    if config.worker_stall_s <= 0:
+        problems.append("worker_stall_s must be positive")
     if config.workers < 0:
         problems.append("workers must be 0 (one per core) or more")
     if config.master_poll_s <= 0:
@@ -149,6 +155,8 @@ def check(config: Config) -> list[str]:
         ]
     if config.http.enabled:
         listeners.append(("http.port", config.http.listen, config.http.port))
+    if config.diameter.enabled:
+        listeners.append(("diameter.port", config.diameter.listen, config.diameter.port))
     for key, host, port in listeners:
         if not port:
             continue

@@ -22,13 +22,27 @@ from typing import Any
 
 from balances.model import AccountLimits
 from balances.store import BackendUnavailable, BalanceStore
+from fraud.decision_sink import SqlDecisionLog
+from fraud.engine import FraudEngine
+from fraud.guard import FraudGuard
+from fraud.metrics import MetricRegistry
+from fraud.response import Responder
+from fraud.webhook_sink import WebhookSender
+from lcr.delivery import encode_diameter_routes, parse_route_query
 from lcr.portability import PortabilityIndex
 from lcr.quality_store import MemoryRoutingState, RedisRoutingState
 from lcr.router import Router
 from lcr.state import HotStoreUnavailable, refresh
-from ocsd.charging import ChargingService
+from ocsd.charging import ChargingService, SessionView
 from ocsd.config import Config
+from ocsd.diameter_server import DiameterServer, raw_avps
 from ocsd.directory import Directory
+from ocsd.fraud_setup import (
+    RecordsFraudActions,
+    load_fraud_engine,
+    open_counter_store,
+    refresh_fraud_engine,
+)
 from ocsd.http_server import HttpServer
 from ocsd.lcr_store import LcrStore
 from ocsd.logs import configure_logging, get_logger
@@ -66,6 +80,14 @@ class MasterLoader:
         self._directory: Directory | None = None
         self._portability: PortabilityIndex | None = None
         self._portability_marker = -1
+
+    def load_fraud(self, guard: FraudGuard | None) -> FraudEngine:
+        """The fraud engine (blocking); reuses the guard's if the rules did not change."""
+        with open_records(self.config) as db:
+            if guard is not None:
+                refresh_fraud_engine(guard, self.config, db)
+                return guard.engine
+            return load_fraud_engine(self.config, db)
 
     def load(self) -> tuple[Directory, Router | None]:
         """A new directory and router (blocking: run it in a thread)."""
@@ -117,9 +139,12 @@ class Server:
         self.directory: Directory | None = None
         self.loader = MasterLoader(config)
         self.routing: Routing | None = None
+        self.fraud: FraudGuard | None = None
+        self._fraud_parts: list[Any] = []
         self.store: BalanceStore | None = None
         self.service: ChargingService | None = None
         self.radius: RadiusServer | None = None
+        self.diameter: DiameterServer | None = None
         self.http: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._synced_limits: dict[str, AccountLimits] = {}
@@ -127,6 +152,8 @@ class Server:
         self.ready_fd: int | None = None
         """Set in worker processes: readiness and liveness go to the supervisor."""
         self.notifier = Notifier() if worker == 0 else Notifier("")
+        self.terminators: list[Any] = []
+        """Protocol servers that can end a live session: ``async terminate(view, reason)``."""
         self.extensions: list[Any] = []
         """Components added by other modules (record writer, Diameter server, ...): objects with
         ``async start(server)`` and ``async stop(server)``."""
@@ -159,6 +186,11 @@ class Server:
         if self.routing is not None:
             # Calls in progress keep the routes they were offered; new calls get the new ones.
             self.routing.router = router
+        if self.fraud is not None:
+            try:
+                await asyncio.to_thread(self.loader.load_fraud, self.fraud)
+            except Exception:
+                log.exception("fraud rules not reloaded; keeping those in force")
         log.info(
             "master data loaded",
             reason=reason,
@@ -188,6 +220,93 @@ class Server:
             self.notifier.watchdog()
             tell_supervisor(self.ready_fd, f"alive:{index}")
             await asyncio.sleep(interval)
+
+    async def _start_fraud(self) -> FraudGuard:
+        """The fraud guard with its counters, responder, decision log and webhook."""
+        config = self.config
+        engine = await asyncio.to_thread(self.loader.load_fraud, None)
+        metrics = MetricRegistry()
+        webhook = WebhookSender.from_settings(config.fraud.webhook, metrics)
+        if config.fraud.webhook.url:
+            webhook.start()
+        actions = RecordsFraudActions(
+            config.records_url,
+            terminate=self.terminate_sessions,
+            alert=webhook.submit if config.fraud.webhook.url else None,
+            on_change=self._after_fraud_change,
+        )
+        decisions = SqlDecisionLog(lambda: Database(config.records_url), config.node)
+        responder = Responder(
+            actions,
+            decisions,
+            metrics,
+            cooldown_s=config.fraud.actions.cooldown_s,
+            queue_size=config.fraud.actions.queue_size,
+            node=config.node,
+        )
+        responder.start()
+        counters = open_counter_store(config)
+        guard = FraudGuard(
+            engine,
+            counters,
+            responder,
+            metrics,
+            counter_failure=config.fraud.actions.counter_failure,
+        )
+        self._fraud_parts = [responder, webhook, decisions, actions]
+        self._spawn(self._maintain_fraud(guard), "fraud-maintain")
+        return guard
+
+    async def _maintain_fraud(self, guard: FraudGuard) -> None:
+        interval = self.config.fraud.counters.embedded_flush_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await guard.maintain()
+            except Exception:
+                log.exception("fraud counter maintenance failed")
+
+    async def _after_fraud_change(self) -> None:
+        """A fraud action changed master data (a suspension, a block): apply it now."""
+        await self.reload("fraud action")
+
+    async def terminate_sessions(self, account_id: str, reason: str) -> int:
+        """End an account's live calls: Diameter ASR or RADIUS Disconnect-Request each."""
+        if self.fraud is None or self.store is None:
+            return 0
+        now_ms = int(time.time() * 1000)
+        sessions = await self.fraud.store.live_sessions(account_id, now_ms)
+        ended = 0
+        for session_id in sessions:
+            session = await self.store.get_session(account_id, session_id)
+            if session is None:
+                continue
+            view = SessionView.decode(session.state)
+            for terminator in self.terminators:
+                if await terminator.terminate(view, reason):
+                    ended += 1
+                    break
+        log.info("sessions terminated", account=account_id, reason=reason, count=ended)
+        return ended
+
+    async def _http_route(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``GET /v1/route``: ranked routes for a call, nothing held."""
+        if self.routing is None:
+            return 503, {"error": "routing is not enabled (lcr.enabled)"}
+        try:
+            query = parse_route_query(params)
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        status, body = self.routing.query(self.current_directory(), query, time.time())
+        return status, dict(body)
+
+    async def _http_reauthorize(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Ask the switches to re-authorize an account's sessions (after a top-up)."""
+        account_id = params["account_id"]
+        sent = 0
+        if self.diameter is not None:
+            sent = await self.diameter.reauthorize_account(account_id)
+        return 200, {"account": account_id, "reauthorized": sent}
 
     async def _refresh_quality(self) -> None:
         assert self.routing is not None
@@ -274,10 +393,24 @@ class Server:
         if config.radius.enabled:
             self.radius = RadiusServer(config.radius, self.service, self.metrics)
             await self.radius.start(reuse_port=reuse)
+            self.terminators.append(self.radius)
+        if config.diameter.enabled:
+            self.diameter = DiameterServer(config.diameter, self.service, self.metrics)
+            if config.lcr.enabled and config.lcr.delivery.diameter_routes:
+                vendor = config.lcr.delivery.diameter_vendor_id
+                self.diameter.answerer.route_avps = lambda grant: raw_avps(
+                    encode_diameter_routes(grant.routes, vendor) if grant.routes else b""
+                )
+            await self.diameter.start(reuse_port=reuse)
+            self.terminators.append(self.diameter)
         for extension in self.extensions:
             await extension.start(self)
         if config.http.enabled:
             self.http = HttpServer(config.http, self.metrics, self.service, self.readiness)
+            self.http.add_json_route("GET", "/v1/route", self._http_route)
+            self.http.add_json_route(
+                "POST", "/v1/accounts/{account_id}/reauthorize", self._http_reauthorize
+            )
             await self.http.start(reuse_port=reuse)
         self._spawn(self._reap(), "reaper")
         if self.routing is not None:
@@ -309,11 +442,16 @@ class Server:
         self.notifier.stopping()
         if self.radius is not None:
             self.radius.stop_listening()
+        if self.diameter is not None:
+            self.diameter.stop_listening()
         for extension in reversed(self.extensions):
             with contextlib.suppress(Exception):
                 await extension.stop_accepting(self)
         if self.radius is not None:
             await self.radius.drain(DRAIN_DEADLINE_S)
+        if self.diameter is not None:
+            # Answers what is in flight, then DPR to every peer and waits for DPA.
+            await self.diameter.drain(DRAIN_DEADLINE_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -326,9 +464,16 @@ class Server:
             await self.http.close()
         if self.radius is not None:
             await self.radius.close()
+        if self.diameter is not None:
+            await self.diameter.close()
         if self.routing is not None:
             await self.routing.drain()
             await self.routing.state.close()
+        if self.fraud is not None:
+            await self.fraud.close()
+            for part in self._fraud_parts:
+                with contextlib.suppress(Exception):
+                    await part.close()
         if self.store is not None:
             await self.store.close()
         log.info("stopped", seconds=round(time.monotonic() - started, 3))
@@ -408,5 +553,6 @@ def serve(config: Config, config_path: Path | None) -> int:
         lambda index, fd: run_server(config, config_path, index + 1, fd),
         metrics_dir=metrics_dir,
     )
+    supervisor.stall_after_s = config.worker_stall_s
     log.info("starting workers", workers=count)
     return supervisor.run()

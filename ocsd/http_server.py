@@ -159,9 +159,21 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
 
-    def add_route(self, method: str, path: str, handler: Callable[..., Any]) -> None:
-        """Add a route before ``start`` (routing, administration)."""
-        self.app.router.add_route(method, path, handler)
+    def add_json_route(
+        self,
+        method: str,
+        path: str,
+        handler: Callable[[dict[str, str]], Awaitable[tuple[int, dict[str, Any]]]],
+    ) -> None:
+        """Add a JSON endpoint before ``start``: the handler gets the query string and path
+        parameters as one mapping and returns (HTTP status, body)."""
+
+        async def handle(request: web.Request) -> web.Response:
+            params = {**request.query, **request.match_info}
+            status, body = await handler(dict(params))
+            return web.json_response(body, status=status)
+
+        self.app.router.add_route(method, path, handle)
 
     async def start(self, *, reuse_port: bool = False) -> None:
         """Listen."""

@@ -786,6 +786,13 @@ class RadiusServer:
             reason,
         )
 
+    async def terminate(self, view: Any, reason: str) -> bool:
+        """End a live RADIUS session (fraud, administrative block); False if not ours."""
+        if view.protocol != PROTOCOL:
+            return False
+        result = await self.disconnect_session(view.peer, view.extra, reason)
+        return result in ("ack", "nak")
+
     # -- test hooks ----------------------------------------------------------------------
 
     @staticmethod

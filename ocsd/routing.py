@@ -19,13 +19,17 @@ import zlib
 from dataclasses import dataclass
 
 from lcr.decision import NumberResolution, RouteDecision
+from lcr.delivery import RouteQuery, route_json
 from lcr.leg import CarrierLeg, decode_legs, encode_legs, pick_leg
 from lcr.quality import CallOutcome, CallResult, QualityBoard, classify_q850, classify_sip
 from lcr.router import Router, RouteRequest
 from lcr.settings import LcrSettings
 from lcr.state import HotStoreUnavailable, RoutingStateStore
+from ocsd.directory import Candidate, Directory
 from ocsd.logs import get_logger
-from rating.engine import CallPrice
+from ocsd.master import IdentityKind
+from rating.dialplan import NumberFormatError
+from rating.engine import CallPrice, RatingError, local_position
 
 log = get_logger("routing")
 
@@ -105,6 +109,46 @@ class Routing:
             )
             return decision
         return decision.without(admission.removed)
+
+    def query(
+        self, directory: Directory, query: RouteQuery, now: float
+    ) -> tuple[int, dict[str, object]]:
+        """``GET /v1/route``: the ranked routes of a call, nothing held (HTTP status, body)."""
+        if self.router is None:
+            return 503, {"error": "routing is not enabled"}
+        account = directory.accounts.get(query.account) if query.account else None
+        if account is None and query.calling:
+            digits = query.calling.strip().removeprefix("+")
+            found = directory.identify([Candidate(IdentityKind.E164, digits)])
+            account = found.account if found else None
+        if account is None:
+            return 404, {"error": "no account: give account= or a known from="}
+        try:
+            number = directory.dial_plan.normalize(query.to)
+        except NumberFormatError as exc:
+            return 400, {"error": str(exc)}
+        at = int(query.at if query.at is not None else now)
+        resolution = self.router.resolve(number)
+        weekday, second = local_position(at, directory.zone(account))
+        try:
+            price = directory.rater.price(
+                directory.chain(account), resolution.rating_number, at, weekday, second
+            )
+        except RatingError as exc:
+            return 200, {"ok": False, "no_route": exc.reason.value, "error": str(exc)}
+        decision = self.router.route(
+            RouteRequest(
+                account_id=account.account_id,
+                number=resolution.rating_number,
+                at=at,
+                tariff_plan_id=account.plan_id,
+                calling=query.calling,
+                price=price,
+                seed=zlib.crc32(query.session_id.encode()) if query.session_id else 0,
+                resolution=resolution,
+            )
+        )
+        return 200, route_json(decision)
 
     @staticmethod
     def legs_text(decision: RouteDecision) -> str:

@@ -147,18 +147,19 @@ end
 
 local SESSION_FIELDS = {'open', 'ver', 'kind', 'exp', 'state', 'holds', 'bh', 'res', 'ctx'}
 
--- The session at `key`, or nil when there is none or its tombstone expired by `now`.
+-- The session at `key`, or nil when there is none or its tombstone expired by `now`; the
+-- second value tells whether the key exists (an expired tombstone Redis still keeps).
 local function load_session(key, now)
   local v = redis.call('HMGET', key, unpack(SESSION_FIELDS))
   if not v[1] then
-    return nil
+    return nil, false
   end
   local s = {open = v[1] == '1', ver = tonumber(v[2]), kind = v[3], state = v[5] or '',
     holds = v[6], bh = v[7], res = v[8], ctx = v[9] or ''}
   if not s.open and now >= tonumber(v[4]) then
-    return nil
+    return nil, true
   end
-  return s
+  return s, true
 end
 
 local function unpack_map(packed)
@@ -172,9 +173,9 @@ local function duplicate(s)
   return {'duplicate', s.res, s.state, s.ctx}
 end
 
--- Close a session or record an event: the tombstone remembers the result until `exp`.
+-- Close a session or record an event: the tombstone remembers the result until `exp`. The
+-- fields only an open session uses may stay behind: nothing reads them once 'open' is '0'.
 local function tombstone(skey, ver, kind, exp, state, packed, ctx, ttl_ms)
-  redis.call('DEL', skey)
   redis.call('HSET', skey, 'open', '0', 'ver', fmt(ver), 'kind', kind, 'exp', fmt(exp),
     'state', state, 'res', packed, 'ctx', ctx)
   redis.call('PEXPIRE', skey, fmt(ttl_ms))

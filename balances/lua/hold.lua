@@ -14,7 +14,7 @@ local a = load_account(akey)
 if not a then
   return simple('denied', 'unknown_account', nil, -1)
 end
-local s = load_session(skey, now)
+local s, exists = load_session(skey, now)
 local ver = -1
 if s then
   if not s.open then
@@ -165,8 +165,8 @@ if out_of_range(a) then
 end
 
 local packed = pack_result('ok', '', grants, reasons, bgrants, 0, a.bal, available(a), rn)
-if new then
-  redis.call('DEL', skey)
+if exists and not s then
+  redis.call('DEL', skey) -- an expired tombstone: the new session starts afresh, without TTL
 end
 save_account(akey, a, bundles)
 local deadline = tonumber(ARGV[9])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from balances.engine import MAX_MICROS
@@ -376,10 +378,11 @@ async def test_postpaid_close_debits_in_full_past_the_limit(store: BalanceStore)
     assert await balance(store) == (-1_800, 0)
 
 
-async def test_prepaid_close_overrun_stops_at_zero(store: BalanceStore) -> None:
+@pytest.mark.parametrize("cost", [1_001, 1_250, 10**12])
+async def test_prepaid_close_overrun_stops_at_zero(store: BalanceStore, cost: int) -> None:
     await account(store, balance=1_000)
     await store.step(hold("s1", 0, Hold("voice", 1_000), new=True))
-    result = await store.step(close("s1", 1, 1_250))
+    result = await store.step(close("s1", 1, cost))
     assert (result.debited_micros, result.balance_micros) == (1_000, 0)
     assert await balance(store) == (0, 0)
     (_, record) = await drain(store)
@@ -950,6 +953,21 @@ async def test_read_records_waits_for_new_ones(backend: Backend) -> None:
     assert await store.read_records("w1", 10, 50) == []
 
 
+async def test_a_waiting_read_gets_a_record_as_it_comes(backend: Backend) -> None:
+    store = backend.open()
+    await account(store)
+    reading = asyncio.create_task(store.read_records("w1", 10, 5_000))
+    await asyncio.sleep(0.05)
+    assert not reading.done()
+    await store.step(event("e1", -10))
+    (record,) = await asyncio.wait_for(reading, 2)
+    assert (record.kind, record.amount_micros, record.payload) == (
+        RecordKind.CDR,
+        -10,
+        b"event-e1",
+    )
+
+
 async def test_every_money_move_queues_one_record(store: BalanceStore) -> None:
     await account(store, balance=1_000)
     await store.step(hold("s1", 0, Hold("voice", 300), new=True))
@@ -972,6 +990,23 @@ async def test_every_money_move_queues_one_record(store: BalanceStore) -> None:
 
 
 # -- limits of the numbers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param(AccountLimits(""), id="no-id"),
+        pytest.param(AccountLimits("a", credit_limit_micros=-1), id="negative-credit"),
+        pytest.param(AccountLimits("a", daily_cap_micros=-5), id="negative-cap"),
+        pytest.param(AccountLimits("a", monthly_cap_micros=MAX_MICROS), id="huge-cap"),
+    ],
+)
+async def test_limits_the_store_cannot_keep_are_refused(
+    store: BalanceStore, limits: AccountLimits
+) -> None:
+    with pytest.raises(ValueError):
+        await store.put_account(limits)
+    assert await store.get_account(limits.account_id) is None
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,291 @@
+"""The Diameter server over TCP: full calls, duplicates, refusals, events, bad input, ASR/RAR.
+
+Money and CDRs are checked against hand-computed values (rates in ``tests/ocsd/world.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cdr_writer.record import CdrKind
+from ocsd.diameter_server import DiameterPeerSettings, DiameterServer, DiameterSettings
+from ocsd.metrics import Metrics
+from protocols.diameter.constants import (
+    AvpCode,
+    CcRequestType,
+    CheckBalanceResult,
+    FinalUnitAction,
+    RequestedAction,
+    ResultCode,
+)
+from protocols.diameter.message import Message, decode_message, encode_message
+from tests.ocsd.diameter_client import CLIENT_HOST, Client, ccr, connect
+from tests.ocsd.world import World, world_fixture
+
+INI, UPD, TRM, EVT = (
+    CcRequestType.INITIAL_REQUEST,
+    CcRequestType.UPDATE_REQUEST,
+    CcRequestType.TERMINATION_REQUEST,
+    CcRequestType.EVENT_REQUEST,
+)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("embedded", id="embedded"),
+        pytest.param("redis", id="redis", marks=pytest.mark.integration),
+    ]
+)
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    if request.param == "redis":
+        request.getfixturevalue("redis_available")
+    async for value in world_fixture(request.param, tmp_path):
+        yield value
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def server(world: World) -> AsyncIterator[DiameterServer]:
+    settings = DiameterSettings(
+        port=free_port(),
+        peers=(DiameterPeerSettings(CLIENT_HOST, ("127.0.0.1",)),),
+        stall_timeout_s=1.0,
+        max_in_flight_per_peer=64,
+    )
+    diameter = DiameterServer(settings, world.service, Metrics())
+    await diameter.start()
+    yield diameter
+    diameter.stop_listening()
+    await diameter.drain(2)
+    await diameter.close()
+
+
+@pytest.fixture
+async def client(server: DiameterServer) -> AsyncIterator[Client]:
+    assert server.address is not None
+    switch = await connect(*server.address)
+    yield switch
+    await switch.close()
+
+
+async def test_a_full_call_over_tcp(world: World, client: Client) -> None:
+    await world.topup("alice", 1_000_000)
+    _, start = await client.ccr(ccr(INI, 0))
+    assert start.result_code == ResultCode.DIAMETER_SUCCESS
+    [mscc] = start.mscc
+    assert mscc.result_code == ResultCode.DIAMETER_SUCCESS
+    assert mscc.granted is not None and mscc.granted.cc_time == 600
+    assert mscc.validity_time == 1800 and mscc.final_unit_indication is None
+    _, update = await client.ccr(ccr(UPD, 1, used=95))
+    assert update.mscc[0].granted is not None and update.mscc[0].granted.cc_time == 600
+    _, stop = await client.ccr(ccr(TRM, 2, used=30, requested=None))
+    assert stop.result_code == ResultCode.DIAMETER_SUCCESS
+    # 125 s on 60/60 at 0.010/min: 0.03 USD, in Cost-Information.
+    assert stop.cost_information is not None
+    assert str(stop.cost_information.unit_value.to_decimal()) in ("0.03", "0.030000")
+    assert stop.cost_information.currency_code == 840
+    assert await world.balance("alice") == 970_000
+    [(cdr, _)] = await world.cdrs()
+    assert (cdr.kind, cdr.duration_s, cdr.charge_micros, cdr.protocol, cdr.peer) == (
+        CdrKind.CALL,
+        125,
+        30_000,
+        "diameter",
+        CLIENT_HOST,
+    )
+
+
+async def test_a_retransmission_gets_the_original_answer(world: World, client: Client) -> None:
+    await world.topup("alice", 1_000_000)
+    await client.ccr(ccr(INI, 0))
+    _, first = await client.ccr(ccr(UPD, 1, used=60))
+    _, again = await client.ccr(ccr(UPD, 1, used=60))
+    assert again.mscc == first.mscc
+    _, stop = await client.ccr(ccr(TRM, 2, used=1))
+    _, stop_again = await client.ccr(ccr(TRM, 2, used=1))
+    assert stop_again.cost_information == stop.cost_information
+    assert await world.balance("alice") == 980_000
+    assert len(await world.cdrs()) == 1
+
+
+async def test_final_units_when_the_money_runs_out(world: World, client: Client) -> None:
+    await world.topup("alice", 25_000)
+    _, start = await client.ccr(ccr(INI, 0))
+    [mscc] = start.mscc
+    assert mscc.granted is not None and mscc.granted.cc_time == 120
+    assert mscc.final_unit_indication is not None
+    assert mscc.final_unit_indication.action is FinalUnitAction.TERMINATE
+
+
+@pytest.mark.parametrize(
+    ("request_factory", "result_code"),
+    [
+        pytest.param(
+            lambda: ccr(INI, 0, subscriber="999"),
+            ResultCode.DIAMETER_USER_UNKNOWN,
+            id="unknown-user",
+        ),
+        pytest.param(lambda: ccr(INI, 0), ResultCode.DIAMETER_CREDIT_LIMIT_REACHED, id="no-credit"),
+        pytest.param(
+            lambda: ccr(INI, 0, called="tel:+8613800000000"),
+            ResultCode.DIAMETER_RATING_FAILED,
+            id="no-rate",
+        ),
+        pytest.param(
+            lambda: ccr(UPD, 1, session="nope;1", used=5),
+            ResultCode.DIAMETER_UNKNOWN_SESSION_ID,
+            id="unknown-session",
+        ),
+    ],
+)
+async def test_refusals(
+    world: World, client: Client, request_factory: object, result_code: int
+) -> None:
+    _, answer = await client.ccr(request_factory())  # type: ignore[operator]
+    assert answer.result_code == result_code
+    if result_code == ResultCode.DIAMETER_RATING_FAILED:
+        assert answer.failed_avps, "5031 carries Failed-AVP"
+
+
+async def test_a_missing_avp_is_5005_with_failed_avp(world: World, client: Client) -> None:
+    from protocols.diameter.gy import encode_ccr
+
+    full = encode_ccr(ccr(INI, 0))
+    without = Message(
+        full.command_code,
+        full.flags,
+        full.application_id,
+        0,
+        0,
+        tuple(a for a in full.avps if a.code != AvpCode.CC_REQUEST_NUMBER),
+    )
+    answer = await client.send(without)
+    codes = [a.value for a in answer.avps if a.code == AvpCode.RESULT_CODE]
+    assert codes == [ResultCode.DIAMETER_MISSING_AVP]
+    failed = [a for a in answer.avps if a.code == AvpCode.FAILED_AVP]
+    assert failed and failed[0].value[0].code == AvpCode.CC_REQUEST_NUMBER
+
+
+async def test_events(world: World, client: Client) -> None:
+    await world.topup("alice", 1_000_000)
+    _, check = await client.ccr(
+        ccr(
+            EVT,
+            0,
+            session="ev;1",
+            called="tel:+33123",
+            requested=90,
+            action=RequestedAction.CHECK_BALANCE,
+        )
+    )
+    assert check.check_balance_result is CheckBalanceResult.ENOUGH_CREDIT
+    _, price = await client.ccr(
+        ccr(
+            EVT,
+            0,
+            session="ev;2",
+            called="tel:+33123",
+            requested=90,
+            action=RequestedAction.PRICE_ENQUIRY,
+        )
+    )
+    assert price.cost_information is not None
+    _, debit = await client.ccr(
+        ccr(
+            EVT,
+            0,
+            session="ev;3",
+            called="tel:+33123",
+            requested=90,
+            action=RequestedAction.DIRECT_DEBITING,
+        )
+    )
+    assert debit.result_code == ResultCode.DIAMETER_SUCCESS
+    # France 1/1 at 0.020/min: 90 s is 0.03.
+    assert await world.balance("alice") == 970_000
+
+
+async def test_overload_is_answered_3004(world: World, server: DiameterServer) -> None:
+    await world.topup("alice", 10**9)
+    assert server.address is not None
+    switch = await connect(*server.address)
+    try:
+        requests = [ccr(INI, 0, session=f"burst;{n}") for n in range(200)]
+        answers = await asyncio.gather(*(switch.ccr(r) for r in requests))
+        codes = {answer.result_code for _, answer in answers}
+        assert ResultCode.DIAMETER_SUCCESS in codes
+        assert codes <= {ResultCode.DIAMETER_SUCCESS, ResultCode.DIAMETER_TOO_BUSY}
+    finally:
+        await switch.close()
+
+
+async def test_an_unknown_peer_is_refused(server: DiameterServer) -> None:
+    assert server.address is not None
+    with pytest.raises(ConnectionRefusedError):
+        await connect(*server.address, origin_host="intruder.example")
+
+
+async def test_a_stalled_half_message_drops_the_peer(
+    server: DiameterServer, client: Client
+) -> None:
+    data = encode_message(Message(272, 0x80, 4, 1, 1, ()))
+    client.writer.write(data[:10])
+    await asyncio.wait_for(client.closed.wait(), 5)
+
+
+async def test_garbage_gets_an_error_answer_or_the_peer_dropped(
+    server: DiameterServer, client: Client
+) -> None:
+    # A header announcing an absurd length: the framing refuses, the peer is dropped.
+    client.writer.write(struct.pack("!I", (1 << 24) | 0xFFFFFF) + bytes(16))
+    await asyncio.wait_for(client.closed.wait(), 5)
+    # The server keeps serving other peers.
+    assert server.address is not None
+    other = await connect(*server.address)
+    await other.close()
+
+
+async def test_abort_session_reaches_the_switch(
+    world: World, server: DiameterServer, client: Client
+) -> None:
+    await world.topup("alice", 1_000_000)
+    await client.ccr(ccr(INI, 0))
+    code = await server.abort_session("switch.test.example;1;1", CLIENT_HOST, "test.example")
+    assert code == ResultCode.DIAMETER_SUCCESS
+    assert client.server_requests[-1].command_code == 274
+    sent = await server.reauthorize_account("alice")
+    assert sent == 1
+    assert client.server_requests[-1].command_code == 258
+
+
+def test_answers_decode_in_python_diameter() -> None:
+    from diameter.message import Message as PyMessage  # python-diameter, independent
+
+    from ocsd.charging_types import Grant, UnitGrant
+    from ocsd.diameter_server import Answerer
+    from protocols.diameter.gy import decode_ccr, encode_cca, encode_ccr
+    from protocols.diameter.message import LocalIdentity
+
+    request = decode_ccr(decode_message(encode_message(encode_ccr(ccr(INI, 0)))))
+    answer = Answerer(DiameterSettings()).answer(
+        request, Grant((UnitGrant(100, None, 120, 1800, True),), currency="USD")
+    )
+    identity = LocalIdentity("ocsd.localdomain", "localdomain")
+    wire = encode_message(encode_cca(request, answer, identity))
+    parsed = PyMessage.from_bytes(wire)
+    assert parsed.header.command_code == 272
+    assert parsed.result_code == ResultCode.DIAMETER_SUCCESS
+    mscc = parsed.multiple_services_credit_control[0]
+    assert mscc.granted_service_unit.cc_time == 120
+    assert mscc.final_unit_indication.final_unit_action == FinalUnitAction.TERMINATE
