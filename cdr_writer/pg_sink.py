@@ -84,7 +84,6 @@ INSERT INTO cdr_daily AS d (day, account_id, destination, carrier, currency, ten
 SELECT * FROM unnest(%s::date[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
     %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
 ON CONFLICT (day, account_id, destination, carrier, currency) DO UPDATE SET
-    tenant_path = EXCLUDED.tenant_path,
     calls = d.calls + EXCLUDED.calls,
     answered = d.answered + EXCLUDED.answered,
     duration_s = d.duration_s + EXCLUDED.duration_s,

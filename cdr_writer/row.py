@@ -831,7 +831,9 @@ def daily_rollup(rows: Iterable[CdrRow]) -> dict[RollupKey, list[Any]]:
     """Sum CDR rows per UTC day, account, destination, carrier and currency.
 
     Values: [tenant_path, calls, answered, duration_s, billed_s, charge_micros,
-    debited_micros]. Give it only rows really inserted, or a replay counts twice.
+    debited_micros]. Give it only rows really inserted, or a replay counts twice. A rollup
+    row keeps the tenant path of its day's first CDR: updates change only the counters, so
+    PostgreSQL updates it in place (HOT) without touching its indexes.
     """
     totals: dict[RollupKey, list[Any]] = {}
     a, b, c, d = _R_KEY

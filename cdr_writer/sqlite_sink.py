@@ -47,7 +47,6 @@ INSERT INTO cdr_daily (day, account_id, destination, carrier, currency, tenant_p
     answered, duration_s, billed_s, charge_micros, debited_micros)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (day, account_id, destination, carrier, currency) DO UPDATE SET
-    tenant_path = excluded.tenant_path,
     calls = calls + excluded.calls,
     answered = answered + excluded.answered,
     duration_s = duration_s + excluded.duration_s,
