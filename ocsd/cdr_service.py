@@ -24,30 +24,14 @@ from cdr_writer.sqlite_sink import SqliteSink, sqlite_file
 from cdr_writer.writer import CdrWriter
 from ocsd.config import Config
 from ocsd.logs import get_logger
+from ocsd.stores import open_balance_store
 
 log = get_logger("cdr_service")
 
 
 def open_store(config: Config) -> BalanceStore:
     """The balance store whose queue the writer reads: the embedded file, or Redis."""
-    stores = config.stores
-    if stores.hot_url == "embedded":
-        from balances.embedded_store import EmbeddedBalanceStore
-
-        config.data_path.mkdir(parents=True, exist_ok=True)
-        return EmbeddedBalanceStore(str(config.embedded_hot_path))
-    from balances.redis_store import RedisBalanceStore
-    from balances.settings import RedisStoreSettings
-
-    return RedisBalanceStore(
-        RedisStoreSettings(
-            url=stores.hot_url,
-            key_prefix=stores.redis_key_prefix,
-            shards=stores.redis_shards,
-            timeout_ms=stores.redis_timeout_ms,
-            pool_size=stores.redis_pool_size,
-        )
-    )
+    return open_balance_store(config)
 
 
 def open_cdr_sink(config: Config) -> CdrSink:

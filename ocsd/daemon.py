@@ -33,6 +33,7 @@ from lcr.portability import PortabilityIndex
 from lcr.quality_store import MemoryRoutingState, RedisRoutingState
 from lcr.router import Router
 from lcr.state import HotStoreUnavailable, refresh
+from ocsd import cdr_service
 from ocsd.charging import ChargingService, SessionView
 from ocsd.config import Config
 from ocsd.diameter_server import DiameterServer, raw_avps
@@ -520,8 +521,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 ServerHook = Callable[[Server], None]
-SERVER_HOOKS: list[ServerHook] = []
-"""Called with each new ``Server`` before it starts (components register extensions here)."""
+SERVER_HOOKS: list[ServerHook] = [cdr_service.install]
+"""Called with each new ``Server`` before it starts (components register extensions here):
+the CDR writer runs in the first worker unless ``cdr_writer.in_daemon`` is false."""
 
 
 def run_server(config: Config, config_path: Path | None, worker: int, ready_fd: int | None) -> int:
