@@ -664,24 +664,10 @@ class RedisBalanceStore:
 
     async def _read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
         await self._ensure_groups()
-        keys = self._keys
+        streams = self._keys.records
         group = self.settings.consumer_group
-        streams = keys.records
         found: dict[str, QueuedRecord] = {}
-        own = await self._call(
-            (
-                "XREADGROUP",
-                "GROUP",
-                group,
-                consumer,
-                "COUNT",
-                count,
-                "STREAMS",
-                *streams,
-                *(["0"] * len(streams)),
-            )
-        )
-        self._collect(own, found, count)
+        await self._read_group(consumer, group, streams, "0", count, found, 0)
         if len(found) < count:
             claims = await self._calls(
                 (
@@ -699,24 +685,57 @@ class RedisBalanceStore:
             for name, claim in zip(streams, claims, strict=True):
                 self._collect([[name.encode(), claim[1]]], found, count)
         if len(found) < count:
+            await self._read_group(consumer, group, streams, ">", count, found, block_ms)
+        return list(found.values())
+
+    async def _read_group(
+        self,
+        consumer: str,
+        group: str,
+        streams: Sequence[str],
+        start: str,
+        count: int,
+        found: dict[str, QueuedRecord],
+        block_ms: int,
+    ) -> None:
+        """XREADGROUP over the shard streams, each asked for its share of ``count``.
+
+        COUNT applies to each stream of a multi-stream read: asking every shard for ``count``
+        would move up to shards x count entries into this consumer's pending list, to be
+        read again on every later call. Streams that gave their whole share are asked again
+        for what is still missing (records concentrated on a few shards).
+        """
+        active = list(streams)
+        positions = dict.fromkeys(streams, start)
+        for _ in range(8):
+            missing = count - len(found)
+            if missing <= 0 or not active:
+                return
+            share = -(-missing // len(active))
+            block = block_ms > 0 and not found and start == ">"
             command: Command = (
                 "XREADGROUP",
                 "GROUP",
                 group,
                 consumer,
                 "COUNT",
-                count - len(found),
-                *(("BLOCK", block_ms) if block_ms > 0 and not found else ()),
+                share,
+                *(("BLOCK", block_ms) if block else ()),
                 "STREAMS",
-                *streams,
-                *([">"] * len(streams)),
+                *active,
+                *(positions[name] for name in active),
             )
-            if block_ms > 0 and not found:
-                new = await self._blocking(command, block_ms)
-            else:
-                new = await self._call(command)
-            self._collect(new, found, count)
-        return list(found.values())
+            reply = await (self._blocking(command, block_ms) if block else self._call(command))
+            self._collect(reply, found, count)
+            saturated: list[str] = []
+            for stream, entries in reply or ():
+                name = stream.decode() if isinstance(stream, bytes) else str(stream)
+                if len(entries) >= share:
+                    saturated.append(name)
+                    if start != ">":
+                        last = entries[-1][0]
+                        positions[name] = last.decode() if isinstance(last, bytes) else last
+            active = saturated
 
     async def _blocking(self, command: Command, block_ms: int) -> Any:
         """A blocking read, on a connection of its own so that it holds up no step."""
