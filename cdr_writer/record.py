@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import msgpack
@@ -111,9 +111,14 @@ class Cdr:
 
     def encode(self) -> bytes:
         """The queue form of the CDR (msgpack, schema-versioned)."""
-        body = asdict(self)
+        # Field by field, not dataclasses.asdict: asdict deep-copies every value, which made
+        # this a fifth of the cost of ending a call.
+        body = {name: getattr(self, name) for name in _FIELD_ORDER}
         body["kind"] = self.kind.value
-        body["levels"] = [list(asdict(level).values()) for level in self.levels]
+        body["levels"] = [
+            [lv.seller, lv.buyer, lv.plan_id, lv.currency, lv.amount_micros, lv.fx_rate]
+            for lv in self.levels
+        ]
         packed: bytes = msgpack.packb([SCHEMA_VERSION, body], use_bin_type=True)
         return packed
 
@@ -135,7 +140,8 @@ class Cdr:
         return cls(**values)
 
 
-_FIELD_NAMES = frozenset(f.name for f in fields(Cdr))
+_FIELD_ORDER = tuple(f.name for f in fields(Cdr))
+_FIELD_NAMES = frozenset(_FIELD_ORDER)
 
 
 def new_cdr_id(now_ms: int) -> str:
