@@ -69,6 +69,7 @@ from rating.plan import BundlePeriod
 log = get_logger("charging")
 
 STATE_VERSION = 1
+_PERIOD_CACHE: dict[tuple[str, int], tuple[str, str]] = {}
 EVENT_TIME_TOLERANCE_S = 86_400
 """An Event-Timestamp further than this from the clock is not trusted for rating."""
 
@@ -163,10 +164,32 @@ class SessionView:
 
     def copy(self) -> SessionView:
         """A working copy to change before the store confirms the step."""
-        return replace(
-            self,
-            services={key: replace(use) for key, use in self.services.items()},
-            extra=dict(self.extra),
+        services = {
+            key: ServiceUse(
+                u.rating_group, u.service_id, u.used_s, u.granted_s, u.bundle_s, u.bundle_short
+            )
+            for key, u in self.services.items()
+        }
+        return SessionView(
+            self.session_id,
+            self.account_id,
+            self.version,
+            self.price,
+            self.start_ms,
+            self.timezone,
+            self.currency,
+            self.tenant_path,
+            self.protocol,
+            self.peer,
+            self.calling_raw,
+            self.called_raw,
+            self.calling,
+            self.caller_ip,
+            self.diversion,
+            services,
+            dict(self.extra),
+            self.answer_ms,
+            self._price_state,
         )
 
     def encode(self) -> bytes:
@@ -341,8 +364,19 @@ class ChargingService:
         return now
 
     def _periods(self, directory: Directory, timezone: str, now: float) -> tuple[str, str]:
-        local = datetime.fromtimestamp(now, directory._zone_by_name(timezone))
-        return local.strftime("%Y-%m-%d"), local.strftime("%Y-%m")
+        """The account's local day and month at ``now`` (spend caps, bundles)."""
+        # UTC offsets change on whole minutes: one computation per zone and minute.
+        key = (timezone, int(now) // 60)
+        cache = _PERIOD_CACHE
+        found = cache.get(key)
+        if found is None:
+            local = datetime.fromtimestamp(now, directory._zone_by_name(timezone))
+            month = f"{local.year:04d}-{local.month:02d}"
+            found = (f"{month}-{local.day:02d}", month)
+            if len(cache) > 10_000:
+                cache.clear()
+            cache[key] = found
+        return found
 
     def _deadline_ms(self, request: ChargingRequest, now: float, grants: Sequence[int]) -> int:
         if request.deadline_s is not None:
