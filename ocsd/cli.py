@@ -738,6 +738,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-sessions", type=int, help="-1 for no limit")
     p = leaf(account, "list", cmd_account_list, "list accounts")
     p.add_argument("--tenant")
+    from ocsd import balance_cli
+
+    for name, handler, help_text in (
+        ("topup", balance_cli.cmd_topup, "credit an account (top-up or payment)"),
+        ("adjust", balance_cli.cmd_adjust, "correct a balance up or down, with a reason"),
+    ):
+        p = leaf(account, name, handler, help_text)
+        p.add_argument("account_id")
+        p.add_argument("amount", help="in the account's currency, e.g. 10.50 (adjust: -2.00)")
+        if name == "topup":
+            p.add_argument("--kind", choices=("topup", "payment"), default="topup")
+        p.add_argument("--reason", default="")
+        p.add_argument("--reference", help="the payment's or invoice's id at its source")
+        p.add_argument(
+            "--key", help="idempotency key (the same key twice moves money once); default: new"
+        )
+        p.add_argument(
+            "--no-reauthorize",
+            action="store_true",
+            help="do not ask a running daemon to re-authorize the account's calls",
+        )
+    p = leaf(account, "show", balance_cli.cmd_show, "master data, balance and ledger")
+    p.add_argument("account_id")
+    p = leaf(
+        account,
+        "reconcile",
+        balance_cli.cmd_reconcile,
+        "check ledger - CDR charges = balance, per account",
+    )
+    p.add_argument("account_ids", nargs="*", metavar="ACCOUNT")
+    p.add_argument("--no-flush", action="store_true", help="do not write queued records first")
 
     identity = group("identity", "how calls map to accounts")
     for name, handler, help_text in (
@@ -782,7 +813,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 EXTENSION_MODULES = (
-    "ocsd.balance_cli",
     "ocsd.cdr_cli",
     "ocsd.lcr_cli",
     "ocsd.fraud_cli",
