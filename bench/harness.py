@@ -46,9 +46,16 @@ class BenchDaemon:
     auth_port: int
     acct_port: int
     http_port: int
+    writer: subprocess.Popen[bytes] | None = None
     secret: str = "bench-secret"
 
     def stop(self) -> int:
+        if self.writer is not None and self.writer.poll() is None:
+            self.writer.send_signal(signal.SIGTERM)
+            try:
+                self.writer.wait(60)
+            except subprocess.TimeoutExpired:
+                self.writer.kill()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -84,6 +91,8 @@ def start(backend: str = "redis", workers: int = 1, *, log_level: str = "warning
         f"stores: {{hot_url: '{hot}', redis_key_prefix: '{prefix or 'ocsd'}'}}\n"
         f"logging: {{level: {log_level}, format: json}}\n"
         "fraud: {enabled: false}\n"
+        # As in production: the CDR writer is a service of its own, not in the workers.
+        "cdr_writer: {in_daemon: false}\n"
         "charging: {max_grant_s: 3600}\n"
         f"diameter: {{port: {ports[0]}, max_in_flight_per_peer: 4096}}\n"
         "radius:\n"
@@ -103,7 +112,15 @@ def start(backend: str = "redis", workers: int = 1, *, log_level: str = "warning
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    daemon = BenchDaemon(process, folder, backend, workers, prefix, *ports)
+    with (folder / "cdr-writer.log").open("wb") as log:
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "ocsd", "cdr-writer", "--config", str(config)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    daemon = BenchDaemon(process, folder, backend, workers, prefix, *ports, writer=writer)
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:

@@ -8,6 +8,7 @@ process merges them for ``/metrics`` (see ``ocsd.workers``).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
@@ -118,6 +119,20 @@ class Metrics:
             ("protocol",),
             registry=r,
         )
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: ``labels()`` costs microseconds per call."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+    def answered(self, protocol: str, command: str, result: str, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        self.child(self.requests, protocol, command, result).inc()
+        self.child(self.latency, protocol, command).observe(seconds)
 
 
 def enable_multiprocess_metrics(directory: str) -> None:
