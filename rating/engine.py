@@ -78,7 +78,7 @@ class LevelPrice:
     """Converts this level's charge into the seller's currency, for the margin check."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LevelCharge:
     """What one level charges for one call."""
 
@@ -94,7 +94,7 @@ class LevelCharge:
     destination: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rating:
     """A priced call: the account's charge, every level's charge, and how they were found."""
 
