@@ -229,7 +229,7 @@ def open_peer(port: int) -> socket.socket:
 
 
 def _command(frame: bytes) -> int:
-    return _WORD.unpack_from(frame, 4)[0] & 0xFFFFFF
+    return int(_WORD.unpack_from(frame, 4)[0]) & 0xFFFFFF
 
 
 def _hop_by_hop(frame: bytes) -> int:
