@@ -3,9 +3,10 @@
 The server (production loop: uvloop when installed) runs in a thread of its own on the embedded
 store; hypothesis drives plain blocking sockets. Each example opens a connection, completes
 CER/CEA, sends the fuzzed octets and then a DWR probe. The property: within a bound, the
-server either answers the probe (every message it sent decodes) or closes the connection. A
-request it drops the peer for, a half message it waits ``stall_timeout_s`` for, an answer it
-discards: all end one of those two ways. Afterwards the server must still serve a fresh peer
+server either answers every request among what was sent (the probe included, unless a
+length field swallowed it) with messages that decode, or closes the connection. A half
+message it waits ``stall_timeout_s`` for, a framing error, an answer it discards: all end one
+of those two ways. Afterwards the server must still serve a fresh peer
 (CER/CEA and a CCR-I answered 2001), and nothing may be left behind: no task in the server's
 task set, no entry in ``server.connections``, no more charging sessions than CCRs sent, the
 test process's file descriptors back to their count, and no exception ever reached the
