@@ -503,3 +503,24 @@ def test_an_invalid_session_id_gets_an_answer_that_decodes(live: LiveServer) -> 
     assert not closed
     answer = decode_message(frames[-1])  # DiameterError 5004: Session-Id is not valid UTF-8
     assert answer.result_code == ResultCode.DIAMETER_INVALID_AVP_VALUE
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Answerer.answer reads Message.avps for 5031's Failed-AVP outside the per-request "
+    "boundary (ocsd/diameter_server.py _rating_failed_avp): when an AVP the Gy view skipped "
+    "is malformed, the task dies and the request is never answered",
+)
+def test_a_refused_ccr_with_a_malformed_repeated_avp_is_answered(live: LiveServer) -> None:
+    # Found by the fuzzing above. The Gy view reads the first Origin-Host and tolerates the
+    # repeat; the generic codec, which builds the Failed-AVP of a 5031, refuses the second.
+    request = encode_ccr(ccr(INI, 0, session="fuzz;5031", called="tel:+8613800000000"))
+    data = bytearray(encode_message(request.replace(hop_by_hop_id=0x5031, end_to_end_id=1)))
+    data += struct.pack("!IBBBB", AvpCode.ORIGIN_HOST, 0x40, 0, 0, 9) + b"\xff\0\0\0"
+    _WORD.pack_into(data, 0, (1 << 24) | len(data))
+    with contextlib.closing(open_peer(live.port)) as sock:
+        sock.sendall(data)
+        frames, closed = read_until(sock, lambda f: _hop_by_hop(f) == 0x5031, BOUND_S)
+    assert not closed
+    assert decode_message(frames[-1]).result_code == ResultCode.DIAMETER_RATING_FAILED
+    assert not live.loop_errors, live.loop_errors
