@@ -127,8 +127,10 @@ class Stats:
         self.results: dict[str, int] = {}
         self.calls = 0
         self.sent = 0
+        self.total = 0  # answers, in the window or not
 
     def record(self, kind: str, code: int, latency: float) -> None:
+        self.total += 1
         if self.counting:
             self.latencies.append(latency)
             key = f"{kind}:{code}"
@@ -346,6 +348,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "max": round(latencies[-1] * 1000, 3) if latencies else 0,
         },
         "results": dict(sorted(stats.results.items())),
+        "requests_total": stats.total,
         "generator_cpu_percent": round(100 * cpu / elapsed) if elapsed else 0,
     }
 

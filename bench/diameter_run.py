@@ -20,7 +20,8 @@ Each concurrency of ``--sweep`` is run ``--repeat`` times and the best CCR/s kep
 processes share the machine; the load average is printed with each run). ``--half-rate``
 then runs at a fixed rate of half the best CCR/s, for the latency there. ``--profile S`` runs
 py-spy on the server for S seconds during one more run at the best concurrency and prints the
-top frames by own time. The load options (``--peers``, ``--updates``, ...) are those of
+top frames by own and by inclusive time (percent of the samples in which the server was
+not idle). The load options (``--peers``, ``--updates``, ...) are those of
 ``diameter_load.py``.
 """
 
@@ -31,6 +32,7 @@ import asyncio
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,6 +54,13 @@ import diameter_load
 ROOT = Path(__file__).resolve().parent.parent
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+# Runs `ocsd` from this checkout only: an editable install of another checkout (a shared
+# virtualenv) would otherwise supply the modules this one lacks, e.g. optional CLI commands.
+DAEMON = (
+    "import sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in repr(f)]; "
+    "from ocsd.cli import main; sys.argv[0] = 'ocsd'; sys.exit(main())"
+)
 TOPUP_MICROS = 10**13
 PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
@@ -77,6 +86,12 @@ class Target:
         self.prefix = f"ocsdbench{uuid.uuid4().hex[:10]}"
         self.subscribers: list[str] = ["441632960001"]
         self.log = workdir / "server.log"
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -135,7 +150,7 @@ class Target:
         env.pop("OCSD_CONFIG", None)
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ocsd", "serve", "--config", str(config)],
+                [sys.executable, "-c", DAEMON, "serve", "--config", str(config)],
                 cwd=ROOT,
                 env=env,
                 stdout=output,
@@ -247,13 +262,18 @@ def one_run(args: argparse.Namespace, target: Target, **overrides: Any) -> dict[
     load_args.subscribers = target.subscribers
     for key, value in overrides.items():
         setattr(load_args, key, value)
+    cpu_before = target.cpu_seconds()
     result = asyncio.run(diameter_load.run(load_args))
+    cpu = target.cpu_seconds() - cpu_before
+    # CPU time per answer is what contention on a shared machine distorts least.
+    result["server_cpu_us_per_ccr"] = round(1e6 * cpu / max(1, result["requests_total"]), 1)
     result["load_average"] = load_average()
     if not args.json:
         latency = result["latency_ms"]
         print(
             f"# {result['conditions']['mode']:>18}: {result['requests_per_s']:>7} CCR/s  "
             f"p50 {latency['p50']:.2f}  p99 {latency['p99']:.2f}  p99.9 {latency['p99.9']:.2f} ms"
+            f"  server {result['server_cpu_us_per_ccr']} us/CCR"
             f"  gen cpu {result['generator_cpu_percent']}%  load {result['load_average']}  "
             f"{result['results']}",
             file=sys.stderr,
@@ -290,7 +310,10 @@ def profile(args: argparse.Namespace, target: Target, concurrency: int) -> dict[
     _, error = spy.communicate(timeout=60)
     if not output.exists():
         return {"error": error.decode()[-2000:]}
+    if args.profile_output:
+        shutil.copyfile(output, args.profile_output)
     own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for line in output.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -298,12 +321,25 @@ def profile(args: argparse.Namespace, target: Target, concurrency: int) -> dict[
             continue
         samples = int(count)
         total += samples
-        own[stack.rsplit(";", 1)[-1]] += samples
-    top = [
-        {"frame": frame, "own_percent": round(100 * samples / total, 1)}
-        for frame, samples in own.most_common(args.profile_top)
-    ]
-    return {"samples": total, "run": run, "top": top}
+        # "function (file:line)" -> "function (file)": a frame is a function, not a line.
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+
+    def top(counter: collections.Counter[str]) -> list[dict[str, Any]]:
+        return [
+            {"frame": frame, "percent": round(100 * samples / total, 1)}
+            for frame, samples in counter.most_common(args.profile_top)
+        ]
+
+    return {
+        "samples": total,
+        "busy_percent": round(100 * total / (200 * args.profile)),
+        "run": run,
+        "own": top(own),
+        "inclusive": top(inclusive),
+    }
 
 
 def main() -> None:
@@ -325,6 +361,7 @@ def main() -> None:
     parser.add_argument("--half-rate", action="store_true", help="a run at half the best CCR/s")
     parser.add_argument("--profile", type=float, default=0, help="py-spy for this many seconds")
     parser.add_argument("--profile-top", type=int, default=15)
+    parser.add_argument("--profile-output", help="keep py-spy's raw stacks in this file")
     args = parser.parse_args()
     args.rate = 0
     diameter_load.install_uvloop()
@@ -359,6 +396,7 @@ def main() -> None:
         print(
             f"  concurrency {concurrency:>5}: {result['requests_per_s']:>7} CCR/s"
             f"  p50 {latency['p50']:.2f} p99 {latency['p99']:.2f} p99.9 {latency['p99.9']:.2f} ms"
+            f"  server {result['server_cpu_us_per_ccr']} us CPU/CCR"
             f"  (generator cpu {result['generator_cpu_percent']}%, load {result['load_average']})"
         )
     if "half_rate" in summary:
@@ -370,11 +408,19 @@ def main() -> None:
             f"  results {result['results']}"
         )
     if "profile" in summary:
-        print(f"  py-spy, {summary['profile'].get('samples')} samples, top frames by own time:")
-        for row in summary["profile"].get("top", []):
-            print(f"    {row['own_percent']:>5}%  {row['frame']}")
-        if "error" in summary["profile"]:
-            print(summary["profile"]["error"])
+        profiled = summary["profile"]
+        if "error" in profiled:
+            print(profiled["error"])
+        else:
+            print(
+                f"  py-spy: {profiled['samples']} samples, the server busy"
+                f" {profiled['busy_percent']}% of the time; top frames by own time:"
+            )
+            for row in profiled["own"]:
+                print(f"    {row['percent']:>5}%  {row['frame']}")
+            print("  and by inclusive time:")
+            for row in profiled["inclusive"]:
+                print(f"    {row['percent']:>5}%  {row['frame']}")
 
 
 if __name__ == "__main__":
