@@ -298,7 +298,7 @@ def profile(args: argparse.Namespace, target: Target, concurrency: int) -> dict[
             "200",
             "--format",
             "raw",
-            "--nonblocking",
+            *(["--native"] if args.profile_native else ["--nonblocking"]),
             "--output",
             str(output),
         ],
@@ -362,6 +362,11 @@ def main() -> None:
     parser.add_argument("--profile", type=float, default=0, help="py-spy for this many seconds")
     parser.add_argument("--profile-top", type=int, default=15)
     parser.add_argument("--profile-output", help="keep py-spy's raw stacks in this file")
+    parser.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="include C frames (the cycle collector, uvloop, hiredis); pauses the server",
+    )
     args = parser.parse_args()
     args.rate = 0
     diameter_load.install_uvloop()
