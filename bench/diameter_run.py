@@ -259,7 +259,7 @@ def one_run(args: argparse.Namespace, target: Target, **overrides: Any) -> dict[
     """One load run in this process; the load average at its end is added to the result."""
     load_args = argparse.Namespace(**vars(args))
     load_args.port = target.port
-    load_args.subscribers = target.subscribers
+    load_args.subscribers = args.subscribers or target.subscribers
     for key, value in overrides.items():
         setattr(load_args, key, value)
     cpu_before = target.cpu_seconds()
@@ -367,6 +367,7 @@ def main() -> None:
         action="store_true",
         help="include C frames (the cycle collector, uvloop, hiredis); pauses the server",
     )
+    parser.set_defaults(subscribers=None)  # by default, the accounts the target was given
     args = parser.parse_args()
     args.rate = 0
     diameter_load.install_uvloop()
