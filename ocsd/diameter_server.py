@@ -372,16 +372,19 @@ def _cost(micros: int, currency: str) -> CostInformation | None:
 
 
 def _rating_failed_avp(ccr: CreditControlRequest) -> tuple[Avp, ...]:
-    """The AVP that named the destination, for 5031's Failed-AVP."""
+    """The AVP that named the destination, for 5031's Failed-AVP (none if it cannot be read)."""
     message = ccr.message
     if message is None:
         return ()
-    for avp in message.avps:
-        if avp.code == TgppAvpCode.SERVICE_INFORMATION:
-            return (avp,)
-    for avp in message.avps:
-        if avp.code == AvpCode.SUBSCRIPTION_ID:
-            return (avp,)
+    try:
+        avps = message.avps
+    except DiameterError:
+        # An AVP the Gy view skipped does not decode: answer without Failed-AVP.
+        return ()
+    for code in (TgppAvpCode.SERVICE_INFORMATION, AvpCode.SUBSCRIPTION_ID):
+        for avp in avps:
+            if avp.code == code:
+                return (avp,)
     return ()
 
 
@@ -693,9 +696,14 @@ class _Connection(asyncio.Protocol):
                 # asyncio.timeout, not wait_for: no extra task per request.
                 async with asyncio.timeout(server.settings.request_deadline_s):
                     outcome = await server.service.handle(charging_request(ccr, self.address))
+                answer = server.answerer.answer(ccr, outcome)
+                encoded = encode_cca(ccr, answer, server.identity)
             except TimeoutError:
                 outcome = Denial(DenialCode.SERVICE_UNAVAILABLE, "answer deadline passed")
+                answer = server.answerer.answer(ccr, outcome)
+                encoded = encode_cca(ccr, answer, server.identity)
             except Exception:
+                # The per-request boundary: anything unexpected is logged and answered 5012.
                 log.exception("request failed", session_id=ccr.session_id)
                 answer = CreditControlAnswer(
                     result_code=ResultCode.DIAMETER_UNABLE_TO_COMPLY,
@@ -704,11 +712,10 @@ class _Connection(asyncio.Protocol):
                 self._send(encode_cca(ccr, answer, server.identity))
                 result = "5012"
                 return
-            answer = server.answerer.answer(ccr, outcome)
             result = str(int(answer.result_code))
             if isinstance(outcome, Denial):
                 server.metrics.child(server.metrics.denials, PROTOCOL, outcome.code.value).inc()
-            self._send(encode_cca(ccr, answer, server.identity))
+            self._send(encoded)
         finally:
             self.in_flight -= 1
             server.metrics.answered(PROTOCOL, command, result, time.perf_counter() - started)

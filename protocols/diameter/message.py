@@ -539,7 +539,24 @@ def answer_for_error(
         is_protocol_error(error.result_code) or echo_codes is None or len(echoed) != len(echo_codes)
     )
     avps = [*echoed, *extra_avps, *error_avps(error)]
-    return make_answer(request, identity, error.result_code, avps, error_bit=error_bit)
+    answer = make_answer(request, identity, error.result_code, avps, error_bit=error_bit)
+    # A Session-Id or Proxy-Info that does not decode is not echoed: the answer itself would be
+    # malformed. Without the Session-Id only the generic grammar (§7.2, E bit) fits.
+    kept = tuple(
+        avp
+        for avp in answer.avps
+        if avp.code not in (AvpCode.SESSION_ID, AvpCode.PROXY_INFO) or _decodable(avp) is not None
+    )
+    if len(kept) == len(answer.avps):
+        return answer
+    return Message(
+        answer.command_code,
+        answer.flags | CommandFlag.ERROR,
+        answer.application_id,
+        answer.hop_by_hop_id,
+        answer.end_to_end_id,
+        kept,
+    )
 
 
 def _decodable(avp: Avp | None) -> Avp | None:

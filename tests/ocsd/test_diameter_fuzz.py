@@ -487,11 +487,6 @@ def test_random_octets_are_answered_or_dropped(live: LiveServer) -> None:
     nothing_left_behind(live, fds_before, ccrs_sent=sent + 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="answer_for_error echoes an undecodable Session-Id as received (protocols/diameter/"
-    "message.py make_answer): the 5004 answer itself is malformed",
-)
 def test_an_invalid_session_id_gets_an_answer_that_decodes(live: LiveServer) -> None:
     # Found by the fuzzing above: one flipped bit makes the Session-Id invalid UTF-8.
     request = bytearray(encode_message(BASES[0]))
@@ -505,12 +500,6 @@ def test_an_invalid_session_id_gets_an_answer_that_decodes(live: LiveServer) -> 
     assert answer.result_code == ResultCode.DIAMETER_INVALID_AVP_VALUE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Answerer.answer reads Message.avps for 5031's Failed-AVP outside the per-request "
-    "boundary (ocsd/diameter_server.py _rating_failed_avp): when an AVP the Gy view skipped "
-    "is malformed, the task dies and the request is never answered",
-)
 def test_a_refused_ccr_with_a_malformed_repeated_avp_is_answered(live: LiveServer) -> None:
     # Found by the fuzzing above. The Gy view reads the first Origin-Host and tolerates the
     # repeat; the generic codec, which builds the Failed-AVP of a 5031, refuses the second.
