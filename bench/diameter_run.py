@@ -143,6 +143,9 @@ class Target:
             f"stores: {{hot_url: '{hot}', redis_key_prefix: {self.prefix}}}\n"
             "fraud: {enabled: false}\n"
             "radius: {enabled: false}\n"
+            # As in production: the CDR writer is its own service, not in the worker whose
+            # CPU per CCR is measured here (the queue simply grows during the run).
+            "cdr_writer: {in_daemon: false}\n"
             f"http: {{port: {http}}}\n"
             f"diameter: {{port: {self.port}}}\n"
         )
