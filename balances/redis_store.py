@@ -172,6 +172,7 @@ class _Pipeliner:
         self._max_batch = max_batch
         self._timeout_s = timeout_s
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.round_trips = 0
         """Writes sent (each answered in one round trip), for benches and tests."""
         self.commands = 0
@@ -188,7 +189,11 @@ class _Pipeliner:
         if len(self._queue) >= self._max_waiting:
             raise BackendUnavailable(f"more than {self._max_waiting} steps wait for Redis")
         packed = b"".join(map(_pack_command, commands))
-        loop = asyncio.get_running_loop()
+        # One loop lookup per pipeliner: in CPython 3.11 every get_running_loop() is a getpid()
+        # system call (fork detection), which showed in profiles of the call path.
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append(_Waiting(packed, len(commands), future))
         if len(self._queue) >= self._max_batch:
@@ -218,7 +223,8 @@ class _Pipeliner:
         while queue and self._idle:
             connection = self._idle.pop()
             batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
-            task = asyncio.get_running_loop().create_task(self._run(connection, batch))
+            loop = self._loop or asyncio.get_running_loop()
+            task = loop.create_task(self._run(connection, batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
