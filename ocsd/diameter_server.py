@@ -531,6 +531,7 @@ class _Connection(asyncio.Protocol):
         self.in_flight = 0
         self._timer: asyncio.TimerHandle | None = None
         self._waiting: dict[int, asyncio.Future[Message]] = {}
+        self._flush_scheduled = False
         self.closed = asyncio.Event()
 
     # -- transport ---------------------------------------------------------------------
@@ -723,7 +724,15 @@ class _Connection(asyncio.Protocol):
         if self.peer is None or self.peer.is_closed:
             return
         self.peer.send_answer(answer, self.server.now())
-        self._pump()
+        # Answers finished in the same turn of the loop leave in one write.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.server.loop.call_soon(self._deferred_pump)
+
+    def _deferred_pump(self) -> None:
+        self._flush_scheduled = False
+        if self.peer is not None:
+            self._pump()
 
     async def request(self, message: Message, timeout_s: float) -> Message | None:
         """Send a request of ours (ASR, RAR) and wait for its answer."""
