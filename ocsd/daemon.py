@@ -29,7 +29,7 @@ from fraud.guard import FraudGuard
 from fraud.metrics import MetricRegistry
 from fraud.response import Responder
 from fraud.webhook_sink import WebhookSender
-from lcr.delivery import encode_diameter_routes, parse_route_query
+from lcr.delivery import encode_diameter_routes, parse_route_query, radius_avpairs
 from lcr.portability import PortabilityIndex
 from lcr.quality_store import MemoryRoutingState, RedisRoutingState
 from lcr.router import Router
@@ -394,6 +394,11 @@ class Server:
         reuse = self.worker > 0
         if config.radius.enabled:
             self.radius = RadiusServer(config.radius, self.service, self.metrics)
+            if config.lcr.enabled and config.lcr.delivery.radius_routes:
+                radius_format = config.lcr.delivery.radius_format
+                self.radius.route_avpairs = lambda decision, granted: radius_avpairs(
+                    decision, radius_format, granted
+                )
             await self.radius.start(reuse_port=reuse)
             self.terminators.append(self.radius)
         if config.diameter.enabled:

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from lcr.delivery import route_json
 from ocsd.charging import ChargingService
 from ocsd.charging_types import (
     ChargingRequest,
@@ -129,6 +130,8 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         body["enough_credit"] = outcome.enough_credit
     if outcome.currency:
         body["currency"] = outcome.currency
+    if outcome.routes is not None:
+        body["routes"] = route_json(outcome.routes)["routes"]
     return body
 
 

@@ -57,6 +57,7 @@ from ocsd.logs import get_logger
 from ocsd.master import IdentityKind
 from ocsd.metrics import Metrics
 from protocols.radius.attribute import (
+    cisco_avpair,
     h323_attribute,
     integer_attribute,
     ipaddr_attribute,
@@ -308,6 +309,8 @@ class RadiusServer:
         self._last_drop_log: dict[tuple[str, str], float] = {}
         self.addresses: dict[str, tuple[str, int]] = {}
         self._closing = False
+        self.route_avpairs: Callable[[Any, int], list[str]] | None = None
+        """Set when routing is on: the Cisco-AVPair values that carry a grant's routes."""
         self._loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -575,6 +578,10 @@ class RadiusServer:
                     attributes.append(
                         h323_attribute("h323-currency", outcome.currency, self.dictionary)
                     )
+            if self.route_avpairs is not None and outcome.routes is not None:
+                for value in self.route_avpairs(outcome.routes, granted):
+                    key, _, rest = value.partition("=")
+                    attributes.append(cisco_avpair(key, rest))
             return encode_reply(packet, Code.ACCESS_ACCEPT, attributes, client.secret), "accept"
         code = (
             outcome.code
@@ -635,7 +642,10 @@ class RadiusServer:
             "calling": view.calling_station_id,
             "called": view.called_station_id,
             "caller_ip": view.h323_remote_address or "",
-            "extra": _extra(view.user_name, view.session_id, view.h323_conf_id, host),
+            "extra": {
+                **_extra(view.user_name, view.session_id, view.h323_conf_id, host),
+                **_route_report(view.cisco_avpairs),
+            },
         }
         if status is AcctStatusType.START:
             answer = connect if connect is not None else event
@@ -810,6 +820,20 @@ def _extra(
     if conf_id:
         extra["h323_conf_id"] = conf_id
     return extra
+
+
+def _route_report(avpairs: dict[str, str]) -> dict[str, str]:
+    """What the switch says it used (``ocsd-carrier``, ``ocsd-trunk``, ``ocsd-route-used``)."""
+    report: dict[str, str] = {}
+    for key, name in (
+        ("ocsd-carrier", "route_carrier"),
+        ("ocsd-trunk", "route_trunk"),
+        ("ocsd-route-used", "route_used"),
+    ):
+        value = avpairs.get(key)
+        if value:
+            report[name] = value.strip()
+    return report
 
 
 def _fields(instance: Any) -> dict[str, Any]:

@@ -1,0 +1,97 @@
+"""Routing end to end: RADIUS and HTTP give the same ranked routes; the CDR names the carrier.
+
+Two carriers terminate the United Kingdom (carrierB cheaper than carrierA); alice pays
+0.010/min to 4420. The switch authorizes over RADIUS, asks the HTTP route API, then reports
+in accounting that it used carrierA (the second route): the CDR records carrierA and its cost
+next to the sell price.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.ocsd.test_daemon import ROOT, Daemon, _env, start_daemon
+from tests.ocsd.world import build_master
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CONF = "h323-conf-id=AB CD 01 02"
+SESSION = "radius:127.0.0.1:abcd0102"
+
+
+def cli(data: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "ocsd", *args],
+        cwd=ROOT,
+        env=_env(data),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Daemon:
+    data = tmp_path / "data"
+    data.mkdir()
+    build_master(data / "ocsd.sqlite3")
+    for carrier, rate in (("carrierA", "0.004"), ("carrierB", "0.003")):
+        deck = tmp_path / f"{carrier}.csv"
+        deck.write_text(f"prefix,destination,rate\n44,United Kingdom,{rate}\n")
+        cli(data, "carrier", "add", carrier, "--currency", "USD")
+        cli(data, "carrier", "deck", "import", carrier, str(deck), "--effective-from", "2020-01-01")
+    cli(data, "route-plan", "add", "uk", "--strategy", "least_cost")
+    cli(data, "route-plan", "entry", "uk", "44", "carrierA")
+    cli(data, "route-plan", "entry", "uk", "44", "carrierB")
+    cli(data, "route-plan", "bind", "uk", "--account", "alice")
+    running = start_daemon(tmp_path, extra="lcr: {enabled: true}\n")
+    running.topup("alice", 1_000_000, "t1")
+    yield running  # type: ignore[misc]
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+
+
+def test_radius_and_http_rank_alike_and_the_cdr_names_the_carrier(daemon: Daemon) -> None:
+    base = f'User-Name = "alice", Called-Station-Id = "442071234567", h323-conf-id = "{CONF}"'
+    out = daemon.radclient("auth", base)
+    assert "Access-Accept" in out, out
+    radius_routes = [
+        line.split("ocsd-route-", 1)[1]
+        for line in out.splitlines()
+        if "Cisco-AVPair" in line and "ocsd-route-" in line and "count" not in line
+    ]
+    radius_carriers = [entry.split("=", 1)[1].split(";")[0] for entry in radius_routes]
+    assert radius_carriers == ["carrierB", "carrierA"]
+
+    url = daemon.url(f"/v1/route?to=442071234567&account=alice&session_id={SESSION}")
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = json.loads(response.read())
+    assert [route["carrier"] for route in body["routes"]] == radius_carriers
+    assert body["routes"][0]["rate_per_minute"] == "0.003000"
+
+    for status in ("Start", "Stop, Acct-Session-Time = 95"):
+        out = daemon.radclient(
+            "acct",
+            base + f', Acct-Session-Id = "x1", Acct-Status-Type = {status}, '
+            'Cisco-AVPair = "ocsd-carrier=carrierA"',
+        )
+        assert "Accounting-Response" in out, out
+    assert daemon.stop() == 0
+    with sqlite3.connect(daemon.data / "ocsd.sqlite3") as db:
+        rows = db.execute(
+            "SELECT carrier, carrier_cost_micros, carrier_currency, charge_micros, billed_s "
+            "FROM cdrs"
+        ).fetchall()
+    # 95 s bill 120 s: the customer pays 0.010/min (0.02), carrierA costs 0.004/min (0.008).
+    assert rows == [("carrierA", 8_000, "USD", 20_000, 120)]
