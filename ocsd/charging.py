@@ -316,6 +316,8 @@ class ChargingService:
         self.settings = settings
         self.routing = routing
         self.fraud = fraud
+        self.observe_store: Callable[[str, float], None] | None = None
+        """Called with each store step's kind and duration (the store latency metric)."""
         self.store = store
         self._directory = directory
         self.node = node
@@ -323,6 +325,16 @@ class ChargingService:
         self._sessions: OrderedDict[str, SessionView] = OrderedDict()
         self._finished: OrderedDict[tuple[str, int], tuple[float, Outcome]] = OrderedDict()
         self._bundle_short: dict[tuple[str, str, str], bool] = {}
+
+    async def _step(self, step: Step) -> StepResult:
+        observe = self.observe_store
+        if observe is None:
+            return await self.store.step(step)
+        started = time.perf_counter()
+        try:
+            return await self.store.step(step)
+        finally:
+            observe(step.kind.value, time.perf_counter() - started)
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -726,7 +738,7 @@ class ChargingService:
             context=self._context(wants),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
-        result = await self.store.step(step)
+        result = await self._step(step)
         outcome = self._hold_outcome(view, wants, result, request, now, period)
         if decision is not None and routing is not None:
             if isinstance(outcome, Grant) and not outcome.duplicate:
@@ -832,7 +844,7 @@ class ChargingService:
                 context=self._context(wants),
                 tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
             )
-            result = await self.store.step(step)
+            result = await self._step(step)
             try:
                 return self._hold_outcome(working, wants, result, request, now, period)
             except _Stale as stale:
@@ -1061,7 +1073,7 @@ class ChargingService:
             context=msgpack.packb([charge], use_bin_type=True),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
-        result = await self.store.step(step)
+        result = await self._step(step)
         if result.status is StepStatus.DENIED:
             assert result.reason is not None
             return Denial(_DENY_CODES[result.reason], result.reason.value, account.account_id)
@@ -1081,6 +1093,11 @@ class ChargingService:
         )
         self._remember_finished(request, outcome, now)
         return outcome
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions this worker holds in memory."""
+        return len(self._sessions)
 
     def has_session(self, session_id: str) -> bool:
         """Whether this worker holds an open session in memory."""
@@ -1152,7 +1169,7 @@ class ChargingService:
             context=context,
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
-        result = await self.store.step(step)
+        result = await self._step(step)
         if result.status is StepStatus.STALE:
             return None
         if result.status is StepStatus.UNKNOWN_SESSION:
@@ -1292,7 +1309,7 @@ class ChargingService:
             context=msgpack.packb([debit], use_bin_type=True),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
-        result = await self.store.step(step)
+        result = await self._step(step)
         if result.status is StepStatus.DENIED:
             assert result.reason is not None
             code = _DENY_CODES[result.reason]

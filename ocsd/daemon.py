@@ -62,6 +62,7 @@ from rating.dialplan import DialPlan
 log = get_logger("daemon")
 
 DRAIN_DEADLINE_S = 10.0
+METRICS_INTERVAL_S = 5.0
 
 
 def open_records(config: Config) -> Database:
@@ -213,6 +214,23 @@ class Server:
                 continue
             if self.directory is not None and marker != self.directory.marker:
                 await self.reload("changed")
+
+    async def _export_metrics(self) -> None:
+        """Every few seconds: queue depth, CDR writer and fraud counters into /metrics."""
+        while True:
+            await asyncio.sleep(METRICS_INTERVAL_S)
+            try:
+                writers = [e.writer for e in self.extensions if getattr(e, "writer", None)]
+                if writers:
+                    self.metrics.sync_writer(writers[0].describe())
+                elif self.store is not None:
+                    self.metrics.queue_depth.set(await self.store.queue_depth())
+                if self.fraud is not None:
+                    self.metrics.sync_fraud(self.fraud.metrics.samples())
+                if self.service is not None:
+                    self.metrics.open_sessions.set(self.service.open_sessions)
+            except Exception as exc:
+                log.debug("metrics export failed", error=str(exc))
 
     async def _keepalive(self) -> None:
         """Tell systemd (or the supervisor) that the event loop still turns."""
@@ -384,13 +402,20 @@ class Server:
             )
             self.routing = Routing(config.lcr, state)
             self.routing.router = router
+        if config.fraud.enabled:
+            self.fraud = await self._start_fraud()
         self.service = ChargingService(
             config.charging,
             self.store,
             self.current_directory,
             node=config.node,
             routing=self.routing,
+            fraud=self.fraud,
         )
+        metrics = self.metrics
+        self.service.observe_store = lambda kind, seconds: metrics.child(
+            metrics.store_latency, kind
+        ).observe(seconds)
         reuse = self.worker > 0
         if config.radius.enabled:
             self.radius = RadiusServer(config.radius, self.service, self.metrics)
@@ -424,6 +449,7 @@ class Server:
             self._spawn(self._refresh_quality(), "quality-refresh")
         self._spawn(self._poll_master(), "master-poll")
         self._spawn(self._keepalive(), "keepalive")
+        self._spawn(self._export_metrics(), "metrics")
         self.started.set()
         gc.collect()
         gc.freeze()

@@ -8,6 +8,7 @@ process merges them for ``/metrics`` (see ``ocsd.workers``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
@@ -90,11 +91,6 @@ class Metrics:
             "CDR and ledger records waiting to be stored.",
             registry=r,
         )
-        self.queue_lag = Gauge(
-            "ocsd_record_queue_lag_seconds",
-            "Age of the oldest record waiting.",
-            registry=r,
-        )
         self.records_written = Counter(
             "ocsd_records_written",
             "Records stored in the records database, by kind.",
@@ -107,12 +103,50 @@ class Metrics:
             ("protocol", "state"),
             registry=r,
         )
-        self.fraud_actions = Counter(
-            "ocsd_fraud_actions",
-            "Fraud rule hits, by rule and action.",
-            ("rule", "action"),
-            registry=r,
-        )
+        self.fraud = {
+            "ocsd_fraud_decisions_total": Counter(
+                "ocsd_fraud_decisions",
+                "Fraud rules tripped, by rule and action.",
+                ("rule", "action"),
+                registry=r,
+            ),
+            "ocsd_fraud_checks_total": Counter(
+                "ocsd_fraud_checks",
+                "Fraud verdicts, by stage and outcome.",
+                ("stage", "outcome"),
+                registry=r,
+            ),
+            "ocsd_fraud_counter_errors_total": Counter(
+                "ocsd_fraud_counter_errors",
+                "Fraud counter store failures.",
+                ("operation",),
+                registry=r,
+            ),
+            "ocsd_fraud_actions_total": Counter(
+                "ocsd_fraud_actions",
+                "Fraud actions, by action and result.",
+                ("action", "result"),
+                registry=r,
+            ),
+            "ocsd_fraud_dropped_total": Counter(
+                "ocsd_fraud_dropped",
+                "Fraud work dropped on a full queue.",
+                ("queue",),
+                registry=r,
+            ),
+            "ocsd_fraud_webhook_total": Counter(
+                "ocsd_fraud_webhook",
+                "Fraud webhook deliveries, by result.",
+                ("result",),
+                registry=r,
+            ),
+            "ocsd_fraud_audit_errors_total": Counter(
+                "ocsd_fraud_audit_errors",
+                "Fraud audit entries not written.",
+                registry=r,
+            ),
+        }
+        self._seen: dict[tuple[object, ...], int] = {}
         self.in_flight = Gauge(
             "ocsd_in_flight",
             "Requests being processed.",
@@ -128,6 +162,31 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    def _add(self, key: tuple[object, ...], value: int, metric: Any) -> None:
+        delta = value - self._seen.get(key, 0)
+        if delta > 0:
+            metric.inc(delta)
+        self._seen[key] = value
+
+    def sync_fraud(self, samples: Iterable[tuple[str, dict[str, str], int]]) -> None:
+        """Bring the fraud controls' in-process counters into the exported ones."""
+        for name, labels, value in samples:
+            metric = self.fraud.get(name)
+            if metric is None:
+                continue
+            target = metric.labels(**labels) if labels else metric
+            self._add((name, *sorted(labels.items())), value, target)
+
+    def sync_writer(self, stats: Mapping[str, Any]) -> None:
+        """Bring the CDR writer's counters and queue depth into the exported ones."""
+        for kind in ("cdrs", "ledger", "duplicates", "problems"):
+            value = stats.get(kind)
+            if isinstance(value, int):
+                self._add(("writer", kind), value, self.child(self.records_written, kind))
+        depth = stats.get("queue_depth")
+        if isinstance(depth, int):
+            self.queue_depth.set(depth)
 
     def answered(self, protocol: str, command: str, result: str, seconds: float) -> None:
         """Count one answered request and its latency."""
