@@ -1,8 +1,10 @@
 """The daemon: composition root, lifecycle, signals.
 
 ``serve`` builds every component from the configuration, starts them, and runs until SIGTERM
-or SIGINT (a second signal exits at once). SIGHUP reloads master data (tariffs, accounts,
-identities) at once; master data changes made with the CLI are also picked up by polling.
+or SIGINT (a second signal exits at once). SIGHUP reads the configuration file again (see
+``ocsd.reload``: what can change while running does, the rest is named in the log) and reloads
+master data (tariffs, accounts, identities, routes, fraud rules) at once; master data changes
+made with the CLI are also picked up by polling.
 
 Start order: records database and master data, balance store, charging service, listeners,
 background tasks (reaper, master-data poll, record writer). Shutdown order: stop accepting,
@@ -51,11 +53,13 @@ from ocsd.logs import configure_logging, get_logger
 from ocsd.master_store import MasterStore
 from ocsd.metrics import Metrics, enable_multiprocess_metrics
 from ocsd.radius_server import RadiusServer
+from ocsd.reload import ReloadPlan, plan_reload, read_config
 from ocsd.routing import Routing
 from ocsd.schema import require_current, upgrade
 from ocsd.sql_store import Database, redact
 from ocsd.stores import open_balance_store
 from ocsd.systemd_sink import Notifier
+from ocsd.typed_yaml import ConfigError
 from ocsd.workers import Supervisor, tell_supervisor
 from rating.dialplan import DialPlan
 
@@ -84,11 +88,12 @@ class MasterLoader:
         self._portability: PortabilityIndex | None = None
         self._portability_marker = -1
 
-    def load_fraud(self, guard: FraudGuard | None) -> FraudEngine:
-        """The fraud engine (blocking); reuses the guard's if the rules did not change."""
+    def load_fraud(self, guard: FraudGuard | None, *, force: bool = False) -> FraudEngine:
+        """The fraud engine (blocking); reuses the guard's if the rules did not change
+        (``force``: the configured rules did)."""
         with open_records(self.config) as db:
             if guard is not None:
-                refresh_fraud_engine(guard, self.config, db)
+                refresh_fraud_engine(guard, self.config, db, force=force)
                 return guard.engine
             return load_fraud_engine(self.config, db)
 
@@ -177,7 +182,7 @@ class Server:
                 await self.store.put_account(limits)
                 self._synced_limits[account.account_id] = limits
 
-    async def reload(self, reason: str) -> bool:
+    async def reload(self, reason: str, *, fraud_changed: bool = False) -> bool:
         """Load master data again and swap it in; False if loading failed."""
         try:
             directory, router = await asyncio.to_thread(self.loader.load)
@@ -191,7 +196,7 @@ class Server:
             self.routing.router = router
         if self.fraud is not None:
             try:
-                await asyncio.to_thread(self.loader.load_fraud, self.fraud)
+                await asyncio.to_thread(self.loader.load_fraud, self.fraud, force=fraud_changed)
             except Exception:
                 log.exception("fraud rules not reloaded; keeping those in force")
         log.info(
@@ -204,9 +209,8 @@ class Server:
         return True
 
     async def _poll_master(self) -> None:
-        interval = self.config.master_poll_s
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.config.master_poll_s)
             try:
                 marker = await asyncio.to_thread(master_marker, self.config)
             except Exception as exc:
@@ -527,8 +531,36 @@ class Server:
 
     async def _reload_once(self) -> None:
         self.notifier.reloading()
-        await self.reload("SIGHUP")
+        plan = await self.reload_configuration()
+        await self.reload("SIGHUP", fraud_changed=plan is not None and plan.touches("fraud"))
         self.notifier.ready()
+
+    async def reload_configuration(self) -> ReloadPlan | None:
+        """Read the configuration file again and put in force what can change while
+        running; name in the log what waits for a restart. None if nothing changed."""
+        if self.config_path is None:
+            return None
+        try:
+            new = await asyncio.to_thread(read_config, self.config_path)
+            plan = plan_reload(self.config, new)
+        except (ConfigError, OSError, ValueError) as exc:
+            log.error("configuration not reloaded; keeping the one in force", error=str(exc))
+            return None
+        if plan.restart:
+            log.warning("settings changed that take effect on restart", settings=plan.restart)
+        if not plan.applied:
+            return None
+        config = self.config = self.loader.config = plan.config
+        if self.service is not None:
+            self.service.settings = config.charging
+        if self.radius is not None:
+            self.radius.reconfigure(config.radius)
+        if self.diameter is not None:
+            self.diameter.reconfigure(config.diameter)
+        if self.routing is not None:
+            self.routing.settings = config.lcr
+        log.info("configuration reloaded", settings=plan.applied)
+        return plan
 
     async def serve(self) -> None:
         """Run until told to stop."""
@@ -595,10 +627,20 @@ def serve(config: Config, config_path: Path | None) -> int:
         return run_server(config, config_path, 0, None)
     metrics_dir = str(config.data_path / "metrics")
     enable_multiprocess_metrics(metrics_dir)
+    current = [config]
+
+    def reread() -> None:
+        # Workers started after a reload run with what the others reloaded.
+        if config_path is None:
+            return
+        with contextlib.suppress(ConfigError, OSError, ValueError):  # the workers log it
+            current[0] = plan_reload(current[0], read_config(config_path)).config
+
     supervisor = Supervisor(
         count,
-        lambda index, fd: run_server(config, config_path, index + 1, fd),
+        lambda index, fd: run_server(current[0], config_path, index + 1, fd),
         metrics_dir=metrics_dir,
+        on_reload=reread,
     )
     supervisor.stall_after_s = config.worker_stall_s
     log.info("starting workers", workers=count)

@@ -785,7 +785,20 @@ class DiameterServer:
             product_name=settings.product_name,
             origin_state_id=int(time.time()),
         )
-        self.peer_config = PeerConfig(
+        self.peer_config = self._peer_config(settings)
+        self.gy_options = STRICT_GY_OPTIONS if settings.strict else settings.tolerate.options()
+        self.answerer = Answerer(settings)
+        self.end_to_end_ids = EndToEndIdGenerator(time.time(), random.Random())
+        self.connections: set[_Connection] = set()
+        self.by_host: dict[str, _Connection] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+        self.loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()
+        self._server: asyncio.AbstractServer | None = None
+        self.address: tuple[str, int] | None = None
+
+    def _peer_config(self, settings: DiameterSettings) -> PeerConfig:
+        return PeerConfig(
             identity=self.identity,
             allowed_peers=tuple(
                 AllowedPeer.of(p.origin_host, *p.addresses) for p in settings.peers
@@ -798,16 +811,17 @@ class DiameterServer:
             max_pending_requests=settings.max_in_flight_per_peer * 2,
             decode_lazily=True,
         )
+
+    def reconfigure(self, settings: DiameterSettings) -> None:
+        """Take new settings (on reload): the peer list and timers apply to connections
+        made from now on, the Gy options and answer contents to the next request; the
+        listening address and our identity stay as they were at start."""
+        peer_config = self._peer_config(settings)
+        answerer = Answerer(settings)
         self.gy_options = STRICT_GY_OPTIONS if settings.strict else settings.tolerate.options()
-        self.answerer = Answerer(settings)
-        self.end_to_end_ids = EndToEndIdGenerator(time.time(), random.Random())
-        self.connections: set[_Connection] = set()
-        self.by_host: dict[str, _Connection] = {}
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.stopping = False
-        self.loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()
-        self._server: asyncio.AbstractServer | None = None
-        self.address: tuple[str, int] | None = None
+        self.settings = settings
+        self.peer_config = peer_config
+        self.answerer = answerer
 
     def now(self) -> float:
         """The loop clock the peers' timers run on."""

@@ -173,6 +173,9 @@ class RadiusSettings:
     duplicate_cache_size: int = 200_000
     auth_hold_s: int = 120
     """How long an authorization holds money while waiting for the call's accounting Start."""
+    max_call_s: int = 0
+    """The longest call an Access-Accept allows (Session-Timeout, h323-credit-time): what the
+    account can pay for, up to this many seconds; 0: ``charging.max_grant_s``."""
     interim_interval_s: int = 0
     """Acct-Interim-Interval sent in Access-Accept (0: not sent)."""
     send_credit_amount: bool = True
@@ -188,8 +191,10 @@ class RadiusSettings:
             raise ValueError("max_in_flight and duplicate_cache_size must be positive")
         if self.answer_deadline_s <= 0 or self.duplicate_cache_s <= 0:
             raise ValueError("answer_deadline_s and duplicate_cache_s must be positive")
-        if self.auth_hold_s <= 0 or self.interim_interval_s < 0:
-            raise ValueError("auth_hold_s must be positive, interim_interval_s not negative")
+        if self.auth_hold_s <= 0 or self.interim_interval_s < 0 or self.max_call_s < 0:
+            raise ValueError(
+                "auth_hold_s must be positive, interim_interval_s and max_call_s not negative"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +268,28 @@ class _DisconnectClient(asyncio.DatagramProtocol):
             future.set_result(data)
 
 
+def _networks(
+    clients: tuple[RadiusClientSettings, ...],
+) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, _Client]]:
+    """The configured clients, most specific network first."""
+    networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, _Client]] = []
+    for client in clients:
+        network = ipaddress.ip_network(client.address, strict=False)
+        networks.append(
+            (
+                network,
+                _Client(
+                    client.name or client.address,
+                    client.secret.encode(),
+                    client.require_message_authenticator,
+                    client.disconnect_port,
+                ),
+            )
+        )
+    networks.sort(key=lambda item: -item[0].prefixlen)
+    return networks
+
+
 class RadiusServer:
     """Both RADIUS ports of one worker. (built inside the running event loop)."""
 
@@ -284,21 +311,7 @@ class RadiusServer:
             else default_dictionary()
         )
         self._attrs = _Attrs(self.dictionary)
-        self._networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, _Client]] = []
-        for client in settings.clients:
-            network = ipaddress.ip_network(client.address, strict=False)
-            self._networks.append(
-                (
-                    network,
-                    _Client(
-                        client.name or client.address,
-                        client.secret.encode(),
-                        client.require_message_authenticator,
-                        client.disconnect_port,
-                    ),
-                )
-            )
-        self._networks.sort(key=lambda item: -item[0].prefixlen)
+        self._networks = _networks(settings.clients)
         self._client_cache: dict[str, _Client | None] = {}
         self._replies: OrderedDict[tuple[Any, ...], tuple[float, bytes | None]] = OrderedDict()
         self._in_flight = 0
@@ -312,6 +325,14 @@ class RadiusServer:
         self.route_avpairs: Callable[[Any, int], list[str]] | None = None
         """Set when routing is on: the Cisco-AVPair values that carry a grant's routes."""
         self._loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()
+
+    def reconfigure(self, settings: RadiusSettings) -> None:
+        """Take new settings (on reload): clients, secrets, limits and reply options apply
+        to the next packet; the ports and dictionaries stay as they were bound."""
+        networks = _networks(settings.clients)
+        self.settings = settings
+        self._networks = networks
+        self._client_cache = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -535,7 +556,12 @@ class RadiusServer:
             calling=view.calling_station_id,
             called=view.called_station_id,
             event_time=now,
-            units=(UnitRequest(),),
+            # The switch does not come back before the call ends: grant the whole call.
+            units=(
+                UnitRequest(
+                    requested_s=self.settings.max_call_s or self.service.settings.max_grant_s
+                ),
+            ),
             deadline_s=float(self.settings.auth_hold_s),
             extra=_extra(view.user_name, None, view.h323_conf_id, host),
         )

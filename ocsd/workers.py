@@ -55,8 +55,10 @@ class Supervisor:
         *,
         notifier: Notifier | None = None,
         metrics_dir: str | None = None,
+        on_reload: Callable[[], None] | None = None,
     ) -> None:
         self.count = count
+        self.on_reload = on_reload
         self.run_worker = run_worker
         self.notifier = notifier or Notifier()
         self.metrics_dir = metrics_dir
@@ -108,6 +110,8 @@ class Supervisor:
 
     def _on_hup(self, _signum: int, _frame: object) -> None:
         log.info("reloading workers")
+        if self.on_reload is not None:
+            self.on_reload()
         self._signal_all(signal.SIGHUP)
 
     def _reap(self) -> None:

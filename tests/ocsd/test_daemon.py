@@ -321,3 +321,93 @@ def test_systemd_notifications(tmp_path: Path) -> None:
         listener.close()
         if daemon.process.poll() is None:
             daemon.process.kill()
+
+
+def _events(daemon: Daemon) -> list[dict[str, object]]:
+    return [
+        json.loads(line) for line in daemon.log.read_text().splitlines() if line.startswith("{")
+    ]
+
+
+def _hup_and_wait(daemon: Daemon, event: str) -> dict[str, object]:
+    seen = len([e for e in _events(daemon) if e["event"] == event])
+    daemon.process.send_signal(signal.SIGHUP)
+    found: list[dict[str, object]] = []
+
+    def logged() -> bool:
+        found[:] = [e for e in _events(daemon) if e["event"] == event][seen:]
+        return bool(found)
+
+    _wait_for(logged, timeout_s=10)
+    return found[0]
+
+
+def test_sighup_rereads_the_configuration(daemon: Daemon) -> None:
+    daemon.topup("alice", 10_000_000, "t1")
+    ask = 'User-Name = "alice", Called-Station-Id = "442071234567"'
+    # 10.00 at 0.010/min pays for 1000 minutes; an Access-Accept allows at most 3600 s.
+    assert "Session-Timeout = 3600" in daemon.radclient("auth", ask)
+
+    text = daemon.config.read_text()
+    new_secret = "rotated-secret"
+    changed = (
+        text.replace(SECRET, new_secret).replace(
+            f"auth_port: {daemon.auth_port}", f"auth_port: {free_port(socket.SOCK_DGRAM)}"
+        )
+        + "charging: {max_grant_s: 1200}\n"
+    )
+    daemon.config.write_text(changed)
+    reloaded = _hup_and_wait(daemon, "configuration reloaded")
+    assert reloaded["settings"] == ["charging.max_grant_s", "radius.clients"]
+    restart = [
+        e for e in _events(daemon) if e["event"] == "settings changed that take effect on restart"
+    ]
+    assert restart and restart[-1]["settings"] == ["radius.auth_port"]
+
+    # The new cap and the new secret are in force; the port stays the one bound at start.
+    assert RADCLIENT is not None
+    answer = subprocess.run(
+        [
+            RADCLIENT,
+            "-x",
+            "-r",
+            "1",
+            "-t",
+            "2",
+            f"127.0.0.1:{daemon.auth_port}",
+            "auth",
+            new_secret,
+        ],
+        input=ask,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "Session-Timeout = 1200" in answer.stdout, answer.stdout + answer.stderr
+    assert "Access-Accept" not in daemon.radclient("auth", ask)  # the old secret
+
+    # A file that does not validate changes nothing.
+    daemon.config.write_text(changed.replace("max_grant_s: 1200", "max_grant_s: -5"))
+    refused = _hup_and_wait(daemon, "configuration not reloaded; keeping the one in force")
+    assert "max_grant_s" in str(refused["error"])
+    answer = subprocess.run(
+        [
+            RADCLIENT,
+            "-x",
+            "-r",
+            "1",
+            "-t",
+            "2",
+            f"127.0.0.1:{daemon.auth_port}",
+            "auth",
+            new_secret,
+        ],
+        input=ask,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "Session-Timeout = 1200" in answer.stdout
+    assert daemon.stop() == 0
