@@ -469,6 +469,14 @@ class EmbeddedBalanceStore:
         ).fetchall()
         return [_open_session(row) for row in rows]
 
+    async def open_sessions(self, limit: int) -> list[OpenSession]:
+        """Return up to ``limit`` open sessions, soonest deadline first."""
+        rows = self._db.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE open = 1 ORDER BY deadline_ms LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_open_session(row) for row in rows]
+
     # -- record queue ------------------------------------------------------------------
 
     async def read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:

@@ -611,6 +611,19 @@ class RedisBalanceStore:
             ("ZRANGEBYSCORE", name, "-inf", now_ms, "WITHSCORES", "LIMIT", 0, limit)
             for name in keys.deadlines
         )
+        return [s for s in await self._sessions(found, limit) if s.deadline_ms <= now_ms]
+
+    async def open_sessions(self, limit: int) -> list[OpenSession]:
+        """Return up to ``limit`` open sessions of every shard, soonest deadline first."""
+        if limit <= 0:
+            return []
+        found = await self._calls(
+            ("ZRANGE", name, 0, limit - 1, "WITHSCORES") for name in self._keys.deadlines
+        )
+        return await self._sessions(found, limit)
+
+    async def _sessions(self, found: list[Any], limit: int) -> list[OpenSession]:
+        """The sessions named in per-shard (key, deadline) replies, soonest first."""
         candidates: list[tuple[float, bytes]] = []
         for pairs in found:
             candidates.extend((float(pairs[i + 1]), pairs[i]) for i in range(0, len(pairs), 2))
@@ -622,7 +635,7 @@ class RedisBalanceStore:
             if row[0] is None or row[1] is None:
                 continue
             session = self._open_session(row, row[0].decode(), row[1].decode())
-            if session is not None and session.deadline_ms <= now_ms:
+            if session is not None:
                 sessions.append(session)
         return sessions
 

@@ -57,6 +57,9 @@ class BalanceStore(Protocol):
     async def expired_sessions(self, now_ms: int, limit: int) -> list[OpenSession]:
         """Return up to ``limit`` open sessions whose deadline has passed."""
 
+    async def open_sessions(self, limit: int) -> list[OpenSession]:
+        """Return up to ``limit`` open sessions, soonest deadline first (every worker's)."""
+
     async def read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
         """Return queued records not yet acknowledged (first those this consumer left)."""
 

@@ -72,6 +72,8 @@ STATE_VERSION = 1
 _PERIOD_CACHE: dict[tuple[str, int], tuple[str, str]] = {}
 EVENT_TIME_TOLERANCE_S = 86_400
 """An Event-Timestamp further than this from the clock is not trusted for rating."""
+PEER_SCAN_LIMIT = 500_000
+"""At most this many open sessions are looked through when a peer restarts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1330,6 +1332,26 @@ class ChargingService:
         )
         self._remember_finished(request, outcome, now)
         return outcome
+
+    async def end_sessions_of_peer(self, peer: str, cause: str, side: str) -> int:
+        """End every open session of a peer (a NAS that restarted: Accounting-On/Off) with
+        what each used so far, those opened by other workers and before a restart included;
+        return how many were ended."""
+        owners: dict[str, str | None] = dict.fromkeys(self.sessions_of_peer(peer))
+        for session in await self.store.open_sessions(PEER_SCAN_LIMIT):
+            if session.session_id in owners:
+                continue
+            try:
+                view = SessionView.decode(session.state)
+            except (ValueError, TypeError):
+                continue
+            if view.peer == peer:
+                owners[session.session_id] = session.account_id
+        ended = 0
+        for session_id, account_id in owners.items():
+            outcome = await self.close_session(session_id, account_id, cause, side)
+            ended += isinstance(outcome, Grant)
+        return ended
 
     # -- reaper --------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ Rules of this adapter:
   authenticator) is recognised by the session and moves no money. The Accounting-Response is
   sent only once the step is stored (RFC 2866 §2); a store failure is answered with silence so
   that the NAS retransmits.
-- Accounting-On/Off ends every open session of that NAS known to this worker.
+- Accounting-On/Off ends every open session of that NAS (those of every worker).
 - When a session's money runs out (an interim that cannot hold more) a Disconnect-Request is
   sent to NASes configured with a disconnect port, and the answer is logged and counted.
 - Bounded: at most ``max_in_flight`` requests are worked on; beyond that datagrams are dropped
@@ -744,8 +744,8 @@ class RadiusServer:
         return ok, "ok"
 
     async def _close_nas(self, nas: str, cause: str) -> None:
-        for session_id in self.service.sessions_of_peer(nas):
-            await self.service.close_session(session_id, None, cause, "nas")
+        ended = await self.service.end_sessions_of_peer(nas, cause, "nas")
+        log.info("sessions of a restarted NAS ended", nas=nas, cause=cause, sessions=ended)
 
     # -- Disconnect-Request (RFC 5176) ---------------------------------------------------
 

@@ -225,6 +225,34 @@ async def test_accounting_on_closes_the_nas_sessions(world: World, server: Radiu
     assert cdr.hangup_cause == "nas restart"
 
 
+async def test_accounting_on_ends_the_sessions_another_worker_opened(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 1_000_000)
+    # The Start reaches one worker, the NAS's Accounting-On after its reboot another one:
+    # same store, a charging service that never saw the session.
+    other = RadiusServer(server.settings, world.new_service(), Metrics(), clock=world.clock)
+    start = (
+        'User-Name = "alice", Acct-Session-Id = "c2", Called-Station-Id = "4420", '
+        "Acct-Status-Type = Start"
+    )
+    _, out = await radclient(server, "acct", start)
+    assert "Accounting-Response" in out
+    world.clock.advance(90)
+    _, out = await radclient(
+        server, "acct", start.replace("Start", "Interim-Update") + ", Acct-Session-Time = 90"
+    )
+    assert "Accounting-Response" in out
+    world.clock.advance(30)
+    await other._close_nas("nas-1", "nas restart")
+    [(cdr, _)] = await world.cdrs()
+    assert cdr.session_id.endswith(":c2") and cdr.hangup_cause == "nas restart"
+    # What the NAS reported is charged (90 s, billed in whole minutes at 0.010/min: 0.020);
+    # the rest of the hold is freed.
+    assert await world.balance("alice") == 1_000_000 - 20_000
+    assert not await world.service.store.open_sessions(10)
+
+
 async def test_wrong_secret_and_unknown_client_are_dropped(
     world: World, server: RadiusServer
 ) -> None:
