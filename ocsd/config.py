@@ -94,7 +94,8 @@ class Config:
     """Names this node in CDRs, logs and Diameter Origin-State; defaults to the host name."""
     data_dir: str = ""
     workers: int = 0
-    """Worker processes sharing the listening ports; 0: one per core."""
+    """Worker processes sharing the listening ports; 0: one per core with a Redis hot store,
+    one with the embedded one."""
     worker_stall_s: float = 30.0
     """A worker whose event loop has not turned for this long is killed and started again."""
     master_poll_s: float = 2.0

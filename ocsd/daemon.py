@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from balances.model import AccountLimits
+from balances.model import AccountLimits, AccountStatus
 from balances.store import BackendUnavailable, BalanceStore
 from fraud.decision_sink import SqlDecisionLog
 from fraud.engine import FraudEngine
@@ -123,6 +123,21 @@ class MasterLoader:
         return directory, router
 
 
+def _blocked_since(before: Directory, after: Directory) -> list[str]:
+    """Accounts active in ``before`` that are suspended or closed in ``after`` (directly or
+    through their tenant)."""
+    blocked: list[str] = []
+    for account_id, account in after.accounts.items():
+        old = before.accounts.get(account_id)
+        if (
+            old is not None
+            and before.account_status(old) is AccountStatus.ACTIVE
+            and after.account_status(account) is not AccountStatus.ACTIVE
+        ):
+            blocked.append(account_id)
+    return blocked
+
+
 def load_directory(config: Config) -> Directory:
     """Load master data into a new directory (blocking: run it in a thread)."""
     return MasterLoader(config).load()[0]
@@ -190,7 +205,11 @@ class Server:
         except Exception:
             log.exception("reload failed; keeping the previous data", reason=reason)
             return False
-        self.directory = directory
+        previous, self.directory = self.directory, directory
+        if previous is not None and reason != "fraud action":
+            # A fraud action that blocks an account ends its calls itself (when configured to).
+            for account_id in _blocked_since(previous, directory):
+                self._spawn(self._end_calls_of_blocked(account_id), "terminate")
         if self.routing is not None:
             # Calls in progress keep the routes they were offered; new calls get the new ones.
             self.routing.router = router
@@ -294,12 +313,27 @@ class Server:
         """A fraud action changed master data (a suspension, a block): apply it now."""
         await self.reload("fraud action")
 
-    async def terminate_sessions(self, account_id: str, reason: str) -> int:
-        """End an account's live calls: Diameter ASR or RADIUS Disconnect-Request each."""
-        if self.fraud is None or self.store is None:
+    async def _end_calls_of_blocked(self, account_id: str) -> None:
+        try:
+            await self.terminate_sessions(account_id, "account blocked", radius=self.worker <= 1)
+        except Exception:
+            log.exception("ending the calls of a blocked account failed", account=account_id)
+
+    async def terminate_sessions(self, account_id: str, reason: str, *, radius: bool = True) -> int:
+        """End an account's live calls: Diameter ASR or RADIUS Disconnect-Request each.
+
+        Every worker is asked (each reaches the Diameter peers connected to it); ``radius``
+        false leaves the Disconnect-Requests to another worker, so that a NAS gets one.
+        """
+        if self.store is None:
             return 0
-        now_ms = int(time.time() * 1000)
-        sessions = await self.fraud.store.live_sessions(account_id, now_ms)
+        if self.fraud is not None:
+            now_ms = int(time.time() * 1000)
+            sessions = await self.fraud.store.live_sessions(account_id, now_ms)
+        elif self.service is not None:
+            sessions = [v.session_id for v in self.service.views_of_account(account_id)]
+        else:
+            return 0
         ended = 0
         for session_id in sessions:
             session = await self.store.get_session(account_id, session_id)
@@ -307,6 +341,8 @@ class Server:
                 continue
             view = SessionView.decode(session.state)
             for terminator in self.terminators:
+                if not radius and terminator is self.radius:
+                    continue
                 if await terminator.terminate(view, reason):
                     ended += 1
                     break
@@ -565,7 +601,11 @@ class Server:
     async def serve(self) -> None:
         """Run until told to stop."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        if self.worker:
+            # Ctrl-C on a terminal reaches the whole process group; the supervisor passes
+            # it on as SIGTERM, so a worker's own copy would count as a second signal.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGTERM,) if self.worker else (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.handle_exit, signum)
         loop.add_signal_handler(signal.SIGHUP, self.handle_reload)
         try:
@@ -615,8 +655,13 @@ def run_server(config: Config, config_path: Path | None, worker: int, ready_fd: 
 
 
 def worker_count(config: Config) -> int:
-    """``workers`` from the configuration; 0 means one per core."""
-    return config.workers or os.cpu_count() or 1
+    """``workers`` from the configuration; 0 means one per core with Redis, one on the
+    embedded hot store (whose fraud counters and carrier load live in each process)."""
+    if config.workers:
+        return config.workers
+    if config.stores.hot_url == "embedded":
+        return 1
+    return os.cpu_count() or 1
 
 
 def serve(config: Config, config_path: Path | None) -> int:
@@ -625,6 +670,12 @@ def serve(config: Config, config_path: Path | None) -> int:
     count = worker_count(config)
     if count == 1:
         return run_server(config, config_path, 0, None)
+    if config.stores.hot_url == "embedded":
+        log.warning(
+            "several workers on the embedded hot store: balances are shared, but fraud "
+            "velocity counters and carrier capacity are counted per worker; use Redis",
+            workers=count,
+        )
     metrics_dir = str(config.data_path / "metrics")
     enable_multiprocess_metrics(metrics_dir)
     current = [config]

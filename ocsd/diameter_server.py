@@ -186,7 +186,8 @@ class GyToleranceSettings:
     unknown_service_context: bool = True
     application_id_in_vendor_specific: bool = True
     first_of_repeated: bool = True
-    ignore_unknown_mandatory: bool = True
+    ignore_unknown_mandatory: bool = False
+    """RFC 6733 §3: an unknown AVP with the M bit is answered 5001; true ignores it."""
     missing_ims_information: bool = True
     default_requested_action: bool = True
     ietf_sip_method: bool = True

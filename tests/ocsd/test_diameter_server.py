@@ -177,6 +177,29 @@ async def test_a_missing_avp_is_5005_with_failed_avp(world: World, client: Clien
     assert failed and failed[0].value[0].code == AvpCode.CC_REQUEST_NUMBER
 
 
+@pytest.mark.parametrize(("mandatory", "result"), [(True, 5001), (False, 2001)])
+async def test_an_unknown_avp_is_refused_by_its_m_bit(
+    world: World, client: Client, mandatory: bool, result: int
+) -> None:
+    from protocols.diameter.avp import Avp, AvpFlag
+    from protocols.diameter.gy import encode_ccr
+
+    await world.topup("alice", 1_000_000)
+    full = encode_ccr(ccr(INI, 0))
+    stranger = Avp(64999, 0, AvpFlag.MANDATORY if mandatory else 0, b"\x00\x00\x00\x01")
+    message = Message(
+        full.command_code, full.flags, full.application_id, 0, 0, (*full.avps, stranger)
+    )
+    answer = await client.send(message)
+    codes = [a.value for a in answer.avps if a.code == AvpCode.RESULT_CODE]
+    assert codes == [result]
+    failed = [a for a in answer.avps if a.code == AvpCode.FAILED_AVP]
+    if mandatory:
+        assert failed and failed[0].value[0].code == 64999
+    else:
+        assert not failed
+
+
 async def test_events(world: World, client: Client) -> None:
     await world.topup("alice", 1_000_000)
     _, check = await client.ccr(

@@ -76,6 +76,8 @@ def test_the_service_is_sandboxed_and_notifies() -> None:
         if "=" in line and not line.startswith("#")
     }
     assert settings["Type"] == "notify"
+    # SIGTERM for the main process alone: the workers get theirs from it, once.
+    assert settings["KillMode"] == "mixed"
     assert int(settings["WatchdogSec"]) > 0
     assert settings["NoNewPrivileges"] == "yes"
     assert settings["ProtectSystem"] == "strict"

@@ -122,7 +122,8 @@ def open_store(backend: str, tmp_path: Path) -> tuple[BalanceStore, str]:
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
     return RedisBalanceStore(
-        RedisStoreSettings(url=REDIS_URL, key_prefix=prefix, shards=16)
+        # A generous timeout: a loaded test machine is not a broken Redis.
+        RedisStoreSettings(url=REDIS_URL, key_prefix=prefix, shards=16, timeout_ms=5000)
     ), prefix
 
 
