@@ -106,6 +106,42 @@ async def test_a_full_call_over_tcp(world: World, client: Client) -> None:
     )
 
 
+async def test_two_rating_groups_in_one_session(world: World, client: Client) -> None:
+    from dataclasses import replace
+
+    from protocols.diameter.gy import (
+        CreditControlRequest,
+        MsccRequest,
+        RequestedUnits,
+        UsedUnits,
+    )
+
+    def two(kind: CcRequestType, number: int, used: tuple[int, int] | None) -> CreditControlRequest:
+        services = tuple(
+            MsccRequest(
+                rating_group=group,
+                requested=RequestedUnits(cc_time=300) if kind is not TRM else None,
+                used=(UsedUnits(cc_time=used[i]),) if used is not None else (),
+            )
+            for i, group in enumerate((100, 200))
+        )
+        return replace(ccr(kind, number, session="switch.test.example;rg;1"), mscc=services)
+
+    await world.topup("alice", 1_000_000)
+    _, start = await client.ccr(two(INI, 0, None))
+    assert start.result_code == ResultCode.DIAMETER_SUCCESS
+    granted = {m.rating_group: m.granted.cc_time for m in start.mscc if m.granted is not None}
+    assert granted == {100: 300, 200: 300}
+    _, update = await client.ccr(two(UPD, 1, (65, 10)))
+    assert [m.result_code for m in update.mscc] == [ResultCode.DIAMETER_SUCCESS] * 2
+    _, stop = await client.ccr(two(TRM, 2, (0, 20)))
+    assert stop.result_code == ResultCode.DIAMETER_SUCCESS
+    # Each service is rated on its own, 60/60 at 0.010/min: 65 s -> 0.02, 30 s -> 0.01.
+    assert await world.balance("alice") == 970_000
+    [(cdr, _)] = await world.cdrs()
+    assert (cdr.duration_s, cdr.charge_micros) == (95, 30_000)
+
+
 async def test_a_retransmission_gets_the_original_answer(world: World, client: Client) -> None:
     await world.topup("alice", 1_000_000)
     await client.ccr(ccr(INI, 0))

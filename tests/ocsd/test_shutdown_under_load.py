@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -268,3 +269,27 @@ async def test_sigterm_during_diameter_load(tmp_path: Path) -> None:
 
 async def test_sigterm_during_diameter_and_radius_accounting_load(tmp_path: Path) -> None:
     await run_load(tmp_path, nases=NASES)
+
+
+async def test_a_second_sigterm_ends_a_slow_shutdown_at_once(tmp_path: Path) -> None:
+    # A switch that stopped reading: our DPR gets no DPA, so a graceful stop waits for it.
+    daemon = prepare(tmp_path, diameter=["dpa_timeout_s: 30"])
+    client: Client | None = None
+    try:
+        await asyncio.to_thread(daemon.start)
+        client = await connect("127.0.0.1", daemon.diameter_port)
+        assert client._task is not None
+        client._task.cancel()
+        daemon.signal(signal.SIGTERM)
+        await wait_until_async(lambda: daemon.events("shutting down"), "the first SIGTERM taken")
+        await asyncio.sleep(1.0)
+        assert daemon.process is not None and daemon.process.poll() is None, "not waiting"
+        signalled = time.monotonic()
+        daemon.signal(signal.SIGTERM)
+        status = await asyncio.to_thread(daemon.wait, 10)
+        assert status == 1 and time.monotonic() - signalled < 3
+        assert daemon.events("forced exit")
+    finally:
+        if client is not None:
+            client.writer.close()
+        await asyncio.to_thread(daemon.kill)
