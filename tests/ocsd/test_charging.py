@@ -330,3 +330,40 @@ def test_spend_periods_follow_the_accounts_midnight_across_dst() -> None:
     assert periods(None, directory, "Europe/London", before) == ("2026-10-24", "2026-10")  # type: ignore[arg-type]
     assert periods(None, directory, "Europe/London", after) == ("2026-10-25", "2026-10")  # type: ignore[arg-type]
     assert periods(None, directory, "Europe/London", end) == ("2026-10-25", "2026-10")  # type: ignore[arg-type]
+
+
+async def test_the_daily_cap_starts_again_at_local_midnight_across_dst(world: World) -> None:
+    from dataclasses import replace
+
+    account = world.directory.accounts["alice"]
+    await world.store.put_account(replace(account.limits(False), daily_cap_micros=20_000))
+    await world.topup("alice", 1_000_000)
+
+    def at(*fields: int) -> None:
+        world.clock.now = datetime(*fields, tzinfo=UTC).timestamp()
+
+    async def call(session: str, seconds: int) -> object:
+        start = await world.service.handle(req(RequestType.INITIAL, 0, session=session))
+        if isinstance(start, Grant):
+            stop = req(RequestType.TERMINATE, 1, session=session, used=seconds, requested=None)
+            assert isinstance(await world.service.handle(stop), Grant)
+        return start
+
+    # Europe/London. 24 October, 23:40 BST: two minutes at 0.010/min use up the 0.02 cap,
+    # so the grant is two minutes and the next call of the same day is refused.
+    at(2026, 10, 24, 22, 40)
+    assert granted(await call("d1", 120)) == 120
+    at(2026, 10, 24, 22, 55)
+    refused = await call("d2", 60)
+    assert isinstance(refused, Denial) and refused.code is DenialCode.SPEND_CAP_REACHED
+    # 00:00:30 BST on the 25th (23:00:30 UTC on the 24th): a new local day.
+    at(2026, 10, 24, 23, 0, 30)
+    assert granted(await call("d3", 120)) == 120
+    # The clocks went back at 02:00 BST: 23:30 UTC on the 25th is 23:30 GMT, still the 25th
+    # (a fixed UTC+1 would already be on the 26th).
+    at(2026, 10, 25, 23, 30)
+    refused = await call("d4", 60)
+    assert isinstance(refused, Denial) and refused.code is DenialCode.SPEND_CAP_REACHED
+    at(2026, 10, 26, 0, 0, 30)
+    assert granted(await call("d5", 60)) == 120
+    assert await world.balance("alice") == 1_000_000 - 2 * 20_000 - 10_000
