@@ -495,7 +495,10 @@ class ChargingService:
             bundle_s = result.bundle_holds[index] if index < len(result.bundle_holds) else 0
             cap = want.used_s + want.want_s
             affordable = price.max_duration(held, cap, bundle_s)
-            granted = max(0, affordable - want.used_s)
+            # A reason: the store could not hold one more step beyond what was used. The rest
+            # of an increment already begun is owed, not credit: granting it at every
+            # interim would keep a call without money up for ever.
+            granted = max(0, affordable - want.used_s) if reason is None else 0
             service = view.services.get(want.key)
             if service is not None:
                 service.granted_s = granted
