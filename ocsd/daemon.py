@@ -39,6 +39,7 @@ from lcr.state import HotStoreUnavailable, refresh
 from ocsd import cdr_service
 from ocsd.charging import ChargingService, SessionView
 from ocsd.config import Config
+from ocsd.control_bus import ControlBus, ControlMessage
 from ocsd.diameter_server import DiameterServer, raw_avps
 from ocsd.directory import Directory
 from ocsd.fraud_setup import (
@@ -165,6 +166,7 @@ class Server:
         self.fraud: FraudGuard | None = None
         self._fraud_parts: list[Any] = []
         self.store: BalanceStore | None = None
+        self.control: ControlBus | None = None
         self.service: ChargingService | None = None
         self.radius: RadiusServer | None = None
         self.diameter: DiameterServer | None = None
@@ -315,18 +317,25 @@ class Server:
 
     async def _end_calls_of_blocked(self, account_id: str) -> None:
         try:
-            await self.terminate_sessions(account_id, "account blocked", radius=self.worker <= 1)
+            await self.terminate_sessions(
+                account_id, "account blocked", radius=self.worker <= 1, announce=False
+            )
         except Exception:
             log.exception("ending the calls of a blocked account failed", account=account_id)
 
-    async def terminate_sessions(self, account_id: str, reason: str, *, radius: bool = True) -> int:
+    async def terminate_sessions(
+        self, account_id: str, reason: str, *, radius: bool = True, announce: bool = True
+    ) -> int:
         """End an account's live calls: Diameter ASR or RADIUS Disconnect-Request each.
 
-        Every worker is asked (each reaches the Diameter peers connected to it); ``radius``
-        false leaves the Disconnect-Requests to another worker, so that a NAS gets one.
+        Each worker reaches the Diameter peers connected to it: ``announce`` asks the other
+        workers and nodes to do their part (over the control channel). ``radius`` false
+        leaves the Disconnect-Requests to another worker, so that a NAS gets one.
         """
         if self.store is None:
             return 0
+        if announce and self.control is not None:
+            await self.control.publish(ControlMessage("terminate", account_id, reason))
         if self.fraud is not None:
             now_ms = int(time.time() * 1000)
             sessions = await self.fraud.store.live_sessions(account_id, now_ms)
@@ -346,8 +355,18 @@ class Server:
                 if await terminator.terminate(view, reason):
                     ended += 1
                     break
-        log.info("sessions terminated", account=account_id, reason=reason, count=ended)
+        if ended or radius:
+            log.info("sessions terminated", account=account_id, reason=reason, count=ended)
         return ended
+
+    async def _on_control(self, message: ControlMessage) -> None:
+        """Another worker or node asks this one to act on the peers connected to it."""
+        if message.kind == "terminate":
+            await self.terminate_sessions(
+                message.account_id, message.reason, radius=False, announce=False
+            )
+        elif message.kind == "reauthorize" and self.diameter is not None:
+            await self.diameter.reauthorize_account(message.account_id)
 
     async def _http_route(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """``GET /v1/route``: ranked routes for a call, nothing held."""
@@ -366,6 +385,8 @@ class Server:
         sent = 0
         if self.diameter is not None:
             sent = await self.diameter.reauthorize_account(account_id)
+        if self.control is not None:
+            await self.control.publish(ControlMessage("reauthorize", account_id))
         return 200, {"account": account_id, "reauthorized": sent}
 
     async def _refresh_quality(self) -> None:
@@ -429,6 +450,9 @@ class Server:
         self.directory = directory
         self.store = open_balance_store(config)
         await self._sync_limits(directory)
+        if config.stores.hot_url != "embedded":
+            self.control = ControlBus(config.stores.hot_url, config.stores.redis_key_prefix)
+            self.control.start(self._on_control)
         if config.lcr.enabled:
             state = (
                 MemoryRoutingState(config.lcr)
@@ -549,6 +573,8 @@ class Server:
             for part in self._fraud_parts:
                 with contextlib.suppress(Exception):
                     await part.close()
+        if self.control is not None:
+            await self.control.close()
         if self.store is not None:
             await self.store.close()
         log.info("stopped", seconds=round(time.monotonic() - started, 3))

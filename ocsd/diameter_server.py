@@ -933,8 +933,8 @@ class DiameterServer:
 
     async def terminate(self, view: Any, reason: str) -> bool:
         """End a live Diameter session (fraud, administrative block); False if not ours."""
-        if view.protocol != PROTOCOL:
-            return False
+        if view.protocol != PROTOCOL or view.peer.lower() not in self.by_host:
+            return False  # not a Diameter call, or its peer is connected to another worker
         realm = view.extra.get("origin_realm", self.settings.origin_realm)
         code = await self.abort_session(view.session_id, view.peer, realm)
         log.info("session aborted", session_id=view.session_id, reason=reason, result_code=code)

@@ -1,0 +1,93 @@
+"""Requests that must reach the worker a Diameter peer is connected to."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ocsd.control_bus import ControlBus, ControlMessage
+from protocols.diameter.constants import CcRequestType, CommandCode, ResultCode
+from tests.ocsd.diameter_client import Client, ccr, connect
+from tests.ocsd.live_daemon import (
+    delete_redis_keys,
+    prepare,
+    redis_prefix,
+    wait_until_async,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_message_reaches_the_others_and_not_its_sender(redis_available: str) -> None:
+    prefix = redis_prefix()
+    one, two = ControlBus(redis_available, prefix), ControlBus(redis_available, prefix)
+    two._origin = "another-node:1"
+    got_one: list[ControlMessage] = []
+    got_two: list[ControlMessage] = []
+
+    async def keep_one(m: ControlMessage) -> None:
+        got_one.append(m)
+
+    async def keep_two(m: ControlMessage) -> None:
+        got_two.append(m)
+
+    one.start(keep_one)
+    two.start(keep_two)
+    try:
+        await asyncio.wait_for(one.subscribed.wait(), 5)
+        await asyncio.wait_for(two.subscribed.wait(), 5)
+        await one.publish(ControlMessage("terminate", "alice", "fraud"))
+        await wait_until_async(lambda: got_two, "the message at the other worker")
+        assert got_two == [ControlMessage("terminate", "alice", "fraud")]
+        await asyncio.sleep(0.2)
+        assert got_one == []
+    finally:
+        await one.close()
+        await two.close()
+
+
+@pytest.mark.slow
+async def test_every_top_up_reauthorizes_whichever_worker_gets_it(
+    tmp_path: Path, redis_available: str
+) -> None:
+    prefix = redis_prefix()
+    daemon = prepare(tmp_path, hot_url=redis_available, redis_key_prefix=prefix, workers=2)
+    client: Client | None = None
+    try:
+        await daemon.acli("account", "topup", "alice", "10.00", "--reference", "card-1")
+        await asyncio.to_thread(daemon.start)
+        client = await connect("127.0.0.1", daemon.diameter_port)
+        _, answer = await client.ccr(
+            ccr(CcRequestType.INITIAL_REQUEST, 0, session="switch.test.example;rar;1")
+        )
+        assert answer.result_code == ResultCode.DIAMETER_SUCCESS
+
+        def post() -> None:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{daemon.http_port}/v1/accounts/alice/reauthorize",
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200
+
+        # Two workers share the HTTP port: the requests land on either, while only one
+        # holds the switch's connection. Each must still end in exactly one RAR.
+        asked = 8
+        for _ in range(asked):
+            await asyncio.to_thread(post)
+
+        def rars() -> list[object]:
+            assert client is not None
+            return [m for m in client.server_requests if m.command_code == CommandCode.RE_AUTH]
+
+        await wait_until_async(lambda: len(rars()) >= asked, f"{asked} RARs")
+        await asyncio.sleep(0.5)
+        assert len(rars()) == asked
+    finally:
+        if client is not None:
+            client.writer.close()
+        await asyncio.to_thread(daemon.kill)
+        delete_redis_keys(prefix, redis_available)
