@@ -1,4 +1,5 @@
-"""Requests that must reach the worker a Diameter peer is connected to."""
+"""Several workers on one Redis: requests reach the worker a peer is connected to, and a
+killed worker's peers carry on."""
 
 from __future__ import annotations
 
@@ -88,6 +89,67 @@ async def test_every_top_up_reauthorizes_whichever_worker_gets_it(
         assert len(rars()) == asked
     finally:
         if client is not None:
+            client.writer.close()
+        await asyncio.to_thread(daemon.kill)
+        delete_redis_keys(prefix, redis_available)
+
+
+def _owner_of(port: int, client_port: int) -> int:
+    """The pid of the process holding our connection's server end."""
+    import re
+    import subprocess
+
+    out = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( sport = :{port} and dport = :{client_port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"pid=(\d+)", out)
+    assert found, out
+    return int(found.group(1))
+
+
+@pytest.mark.slow
+async def test_a_killed_worker_is_replaced_and_its_peer_reconnects(
+    tmp_path: Path, redis_available: str
+) -> None:
+    import os
+    import signal
+
+    prefix = redis_prefix()
+    daemon = prepare(tmp_path, hot_url=redis_available, redis_key_prefix=prefix, workers=2)
+    clients: list[Client] = []
+    try:
+        await daemon.acli("account", "topup", "alice", "10.00", "--reference", "card-1")
+        await asyncio.to_thread(daemon.start)
+        first = await connect("127.0.0.1", daemon.diameter_port)
+        clients.append(first)
+        _, answer = await first.ccr(ccr(CcRequestType.INITIAL_REQUEST, 0, session="k;1"))
+        assert answer.result_code == ResultCode.DIAMETER_SUCCESS
+        local_port = first.writer.get_extra_info("sockname")[1]
+        victim = _owner_of(daemon.diameter_port, local_port)
+        assert daemon.process is not None and victim != daemon.process.pid
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.wait_for(first.closed.wait(), 10)
+
+        async def replaced() -> bool:
+            return bool(daemon.events("worker started")[2:])
+
+        await wait_until_async(replaced, "a new worker")
+        # The switch reconnects and carries on with the call it had up (the session is in
+        # the store, not in the dead worker).
+        again = await connect("127.0.0.1", daemon.diameter_port)
+        clients.append(again)
+        _, end = await again.ccr(
+            ccr(CcRequestType.TERMINATION_REQUEST, 1, session="k;1", used=60, requested=None)
+        )
+        assert end.result_code == ResultCode.DIAMETER_SUCCESS
+        out = await daemon.acli("account", "show", "alice")
+        assert "balance: 9.990000" in out, out
+        assert daemon.stop() == 0
+    finally:
+        for client in clients:
             client.writer.close()
         await asyncio.to_thread(daemon.kill)
         delete_redis_keys(prefix, redis_available)
