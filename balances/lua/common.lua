@@ -181,6 +181,28 @@ local function tombstone(skey, ver, kind, exp, state, packed, ctx, ttl_ms)
   redis.call('PEXPIRE', skey, fmt(ttl_ms))
 end
 
+-- Closed markers (see redis_store.py): KEYS from `first` to the last are the hourly marker
+-- hashes of the session's slice, oldest first; the last one is the current hour's.
+-- The value is msgpack {request number, debited, context}.
+local function find_marker(first, digest)
+  for i = #KEYS, first, -1 do
+    local packed = redis.call('HGET', KEYS[i], digest)
+    if packed then
+      return cmsgpack.unpack(packed)
+    end
+  end
+  return nil
+end
+
+local function leave_marker(digest, ttl_ms, rn, debited, ctx)
+  if digest == '' then
+    return
+  end
+  local key = KEYS[#KEYS]
+  redis.call('HSET', key, digest, cmsgpack.pack({rn, debited, ctx}))
+  redis.call('PEXPIRE', key, ttl_ms)
+end
+
 -- Debit (a refund is negative): a prepaid balance is debited at most down to zero.
 local function debit(a, amount)
   if amount > 0 and a.kind == 'prepaid' then
