@@ -1072,6 +1072,9 @@ class ChargingService:
             request.hangup_cause,
             request.hangup_side,
         )
+        # The CDR id stays random (not derived from the session): the store queues one CDR per
+        # money move, and a derived id would let the CDR table drop the record of a second
+        # debit (after the horizon) instead of showing it.
         cdr = replace(cdr, flags=(*cdr.flags, "no_start"))
         day, month = self._periods(directory, account.timezone, now)
         step = Step(
@@ -1228,7 +1231,18 @@ class ChargingService:
             assert result.reason is not None
             return Denial(_DENY_CODES[result.reason], result.reason.value, view.account_id)
         if result.status is StepStatus.DUPLICATE and result.context:
-            charge = msgpack.unpackb(result.context, raw=False)[0]
+            original = msgpack.unpackb(result.context, raw=False)
+            if len(original) > 2 and original[2] and not by_ocsd:
+                # A stop under the number ocsd gave its own close (another worker reaped it).
+                log.warning(
+                    "stop of a closed session not charged",
+                    session_id=view.session_id,
+                    account=view.account_id,
+                    request_number=request_number,
+                    reported_charge=charge,
+                )
+                return Denial(DenialCode.UNKNOWN_SESSION, "session already closed", view.account_id)
+            charge = original[0]
         if result.debited_micros < charge and result.status is StepStatus.OK:
             log.warning(
                 "prepaid overrun",

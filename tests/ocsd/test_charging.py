@@ -414,3 +414,18 @@ def test_the_horizon_is_at_least_the_duplicate_window() -> None:
     ChargingSettings(closed_horizon_s=0)  # markers off
     with pytest.raises(ValueError, match="closed_horizon_s"):
         ChargingSettings(duplicate_window_s=600, closed_horizon_s=300)
+
+
+async def test_a_late_stop_on_the_worker_that_still_holds_a_session_another_reaped(
+    world: World,
+) -> None:
+    await world.topup("alice", 1_000_000)
+    await world.service.handle(req(RequestType.INITIAL, 0))
+    world.clock.advance(60)
+    await world.service.handle(req(RequestType.UPDATE, 1, used=60))
+    world.clock.advance(2 * 1_800 + 60)
+    assert await world.new_service().reap() == 1
+    late = await world.service.handle(req(RequestType.TERMINATE, 2, used=3_000))
+    assert isinstance(late, Denial) and late.message == "session already closed"
+    assert await world.balance("alice") == 990_000
+    assert len(await world.cdrs()) == 1
