@@ -194,13 +194,18 @@ local function find_marker(first, digest)
   return nil
 end
 
+-- The hour's hash gets its TTL when it is made (a write command less on every other close:
+-- every marker of the hour expires with it anyway).
 local function leave_marker(digest, ttl_ms, rn, debited, ctx)
   if digest == '' then
     return
   end
   local key = KEYS[#KEYS]
+  local new = redis.call('EXISTS', key) == 0
   redis.call('HSET', key, digest, cmsgpack.pack({rn, debited, ctx}))
-  redis.call('PEXPIRE', key, ttl_ms)
+  if new then
+    redis.call('PEXPIRE', key, ttl_ms)
+  end
 end
 
 -- Debit (a refund is negative): a prepaid balance is debited at most down to zero.
