@@ -127,11 +127,12 @@ async def test_a_ccr_t_replayed_after_the_duplicate_window_moves_no_money(
     _, stop = await client.ccr(ccr(TRM, 1, used=61))
     assert stop.result_code == ResultCode.DIAMETER_SUCCESS
     world.clock.advance(world.service.settings.duplicate_window_s + 3_600)
+    await world.other_call_ends()
     _, again = await client.ccr(ccr(TRM, 1, used=61))
     assert again.result_code == ResultCode.DIAMETER_SUCCESS
     assert again.cost_information == stop.cost_information
     assert await world.balance("alice") == 980_000
-    assert len(await world.cdrs()) == 1
+    assert len(await world.cdrs_of("alice")) == 1
 
 
 async def test_a_ccr_t_after_the_reaper_is_told_the_session_is_closed(

@@ -188,6 +188,7 @@ async def test_a_stop_replayed_hours_later_moves_no_money(
     # A proxy replays its detail file after an outage: the Stop again, hours later.
     for hours in (1, 30):
         world.clock.advance(hours * 3_600)
+        await world.other_call_ends()
         _, out = await radclient(
             server,
             "acct",
@@ -196,7 +197,48 @@ async def test_a_stop_replayed_hours_later_moves_no_money(
         )
         assert "Received Accounting-Response" in out, out
     assert await world.balance("alice") == 970_000
-    assert len(await world.cdrs()) == 1
+    assert len(await world.cdrs_of("alice")) == 1
+
+
+async def test_a_detail_file_replayed_a_day_later_moves_no_money(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 1_000_000)
+    base = 'User-Name = "alice", Acct-Session-Id = "call-10", Called-Station-Id = "442071234567", '
+    records = (
+        "Acct-Status-Type = Start",
+        "Acct-Status-Type = Interim-Update, Acct-Session-Time = 60",
+        "Acct-Status-Type = Stop, Acct-Session-Time = 125",
+    )
+    for attributes in records:
+        _, out = await radclient(server, "acct", base + attributes)
+        assert "Received Accounting-Response" in out, out
+    assert await world.balance("alice") == 970_000
+    # The proxy's detail file, Start to Stop, replayed 30 hours later (the proxy adds the
+    # time the packets waited to Acct-Delay-Time).
+    world.clock.advance(30 * 3_600)
+    await world.other_call_ends()
+    for attributes in records:
+        _, out = await radclient(server, "acct", base + attributes + ", Acct-Delay-Time = 108000")
+        assert "Received Accounting-Response" in out, out
+    assert await world.balance("alice") == 970_000
+    assert len(await world.cdrs_of("alice")) == 1
+
+
+async def test_a_late_start_and_stop_of_an_unseen_call_are_charged_once(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 1_000_000)
+    base = 'User-Name = "alice", Acct-Session-Id = "call-11", Called-Station-Id = "442071234567", '
+    for attributes in (
+        "Acct-Status-Type = Start",
+        "Acct-Status-Type = Stop, Acct-Session-Time = 125",
+    ):
+        _, out = await radclient(server, "acct", base + attributes + ", Acct-Delay-Time = 7200")
+        assert "Received Accounting-Response" in out, out
+    assert await world.balance("alice") == 970_000
+    [(cdr, _)] = await world.cdrs()
+    assert "no_start" in cdr.flags and cdr.duration_s == 125
 
 
 async def test_a_late_stop_after_the_reaper_moves_no_money(
