@@ -18,8 +18,9 @@ retransmitted request is then simply done again. ``synchronous=FULL`` syncs ever
 The record queue is the ``records`` table: appended in the step's transaction, handed out by
 ``read_records`` (which remembers the consumer and when), deleted by ``ack_records``. Claiming
 records another consumer left unacknowledged uses the wall clock (``claim_idle_ms``); steps
-never read a clock. Tombstones past their expiry are deleted by ``expired_sessions`` (the
-reaper's call).
+never read a clock. Tombstones and closed markers past their expiry are deleted by
+``expired_sessions`` (the reaper's call). A closed marker is a row of ``closed_markers`` keyed
+by the 8-byte digest of account and session (``engine.marker_digest``) as one integer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import msgpack
 
 from balances.engine import (
     AccountRow,
+    ClosedMarker,
     NewRecord,
     SessionRow,
     apply_ledger,
@@ -42,6 +44,7 @@ from balances.engine import (
     check_ledger,
     check_limits,
     check_step,
+    marker_digest,
 )
 from balances.model import (
     AccountKind,
@@ -99,6 +102,14 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_deadline ON sessions (deadline_ms) WHERE open = 1;
 CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_ms) WHERE open = 0;
 CREATE INDEX IF NOT EXISTS sessions_by_id ON sessions (session_id) WHERE open = 1;
+CREATE TABLE IF NOT EXISTS closed_markers (
+    digest INTEGER PRIMARY KEY,
+    request_number INTEGER NOT NULL,
+    debited_micros INTEGER NOT NULL,
+    context BLOB NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS closed_markers_expiry ON closed_markers (expires_ms);
 CREATE TABLE IF NOT EXISTS ledger_keys (
     account_id TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,
@@ -182,6 +193,10 @@ def _session(row: tuple[Any, ...] | None) -> SessionRow | None:
         context=row[10],
         expires_ms=row[11],
     )
+
+
+def _digest(account_id: str, session_id: str) -> int:
+    return int.from_bytes(marker_digest(account_id, session_id), "big", signed=True)
 
 
 def _open_session(row: tuple[Any, ...]) -> OpenSession:
@@ -346,7 +361,15 @@ class EmbeddedBalanceStore:
                 (step.account_id, step.session_id),
             ).fetchone()
         )
-        applied = apply_step(account, session, step)
+        marker = None
+        if step.orphan_stop and step.closed_ttl_ms:
+            found = db.execute(
+                "SELECT request_number, debited_micros, context, expires_ms FROM closed_markers "
+                "WHERE digest = ?",
+                (_digest(step.account_id, step.session_id),),
+            ).fetchone()
+            marker = ClosedMarker(*found) if found is not None else None
+        applied = apply_step(account, session, step, marker)
         if applied.account is not None:
             self._save_account(applied.account)
         if applied.session is not None:
@@ -371,6 +394,19 @@ class EmbeddedBalanceStore:
             )
         if applied.record is not None:
             self._append(applied.record)
+        if applied.marker is not None:
+            m = applied.marker
+            db.execute(
+                "INSERT OR REPLACE INTO closed_markers (digest, request_number, debited_micros, "
+                "context, expires_ms) VALUES (?, ?, ?, ?, ?)",
+                (
+                    _digest(step.account_id, step.session_id),
+                    m.request_number,
+                    m.debited_micros,
+                    m.context,
+                    m.expires_ms,
+                ),
+            )
         return applied.result
 
     def _append(self, record: NewRecord) -> None:
@@ -451,7 +487,7 @@ class EmbeddedBalanceStore:
     async def expired_sessions(self, now_ms: int, limit: int) -> list[OpenSession]:
         """Return up to ``limit`` open sessions whose deadline has passed.
 
-        Also deletes tombstones that have expired by ``now_ms``.
+        Also deletes tombstones and closed markers that have expired by ``now_ms``.
         """
         return self._write(self._expired_sessions, now_ms, limit)
 
@@ -460,6 +496,11 @@ class EmbeddedBalanceStore:
         db.execute(
             "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions "
             "WHERE open = 0 AND expires_ms <= ? LIMIT ?)",
+            (now_ms, _TOMBSTONE_PURGE_BATCH),
+        )
+        db.execute(
+            "DELETE FROM closed_markers WHERE digest IN (SELECT digest FROM closed_markers "
+            "WHERE expires_ms <= ? LIMIT ?)",
             (now_ms, _TOMBSTONE_PURGE_BATCH),
         )
         rows = db.execute(

@@ -31,6 +31,14 @@ Rules (the contract suite checks both backends against them):
 - EVENT debits (refused on a suspended or closed account, and, with ``require_funds``, when
   the available money or a cap does not cover it) or, negative, credits.
 - CLOSE, EVENT and ledger entries append exactly one record with the money that moved.
+- Closed markers: a CLOSE or EVENT that moves money with ``closed_ttl_ms`` set leaves a marker
+  of its session (request number, debited amount, context) that answers for at least
+  ``closed_ttl_ms``, long after the tombstone is gone. Only an ``orphan_stop`` EVENT reads
+  them (within its own ``closed_ttl_ms``): on a tombstone or a marker of the session, the
+  same request number (of a CLOSE or an EVENT) is a DUPLICATE (from a marker: the original
+  debited amount and context, the current balance), any other is ALREADY_CLOSED; either way
+  nothing changes. This comes with the duplicate check, before everything but the account's
+  existence.
 - Every stored amount stays within ``MAX_MICROS`` in magnitude; a step that would leave it
   raises ``AmountOutOfRange`` and changes nothing (Redis computes in doubles: sums of a few
   such amounts stay below 2**53, where doubles are exact).
@@ -38,6 +46,7 @@ Rules (the contract suite checks both backends against them):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -58,6 +67,8 @@ from balances.model import (
     StepStatus,
 )
 
+MAX_CLOSED_TTL_MS = 31 * 86_400_000
+"""The longest a closed marker may be kept."""
 MAX_MICROS = 2**50
 """Every amount given to or kept by the store is strictly within ±MAX_MICROS (and seconds too)."""
 
@@ -165,6 +176,27 @@ class SessionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ClosedMarker:
+    """What the store keeps of a closed session once its tombstone is gone."""
+
+    request_number: int
+    debited_micros: int
+    context: bytes
+    expires_ms: int
+    """When the marker stops answering (a backend may keep it somewhat longer)."""
+
+
+def marker_digest(account_id: str, session_id: str) -> bytes:
+    """The 8-byte key of a session's closed marker: BLAKE2b of the account and session ids.
+
+    Eight bytes instead of the ids keep a marker small; two sessions of one shard would have
+    to meet within the horizon with the same 64 bits for one to be taken for the other.
+    """
+    data = f"{len(account_id)}:{account_id}:{session_id}".encode()
+    return hashlib.blake2b(data, digest_size=8).digest()
+
+
+@dataclass(frozen=True, slots=True)
 class NewRecord:
     """A record to append to the queue in the same transaction."""
 
@@ -184,6 +216,7 @@ class Applied:
     account: AccountRow | None = None
     session: SessionRow | None = None
     record: NewRecord | None = None
+    marker: ClosedMarker | None = None
 
 
 _STATUS_BY_VALUE = {s.value: s for s in StepStatus}
@@ -251,6 +284,8 @@ def check_step(step: Step) -> None:
     if step.expected_version is not None and abs(step.expected_version) >= 2**53:
         raise ValueError(f"expected_version out of range: {step.expected_version!r}")
     _check_amount("tombstone_ttl_ms", step.tombstone_ttl_ms, 0)
+    if not isinstance(step.closed_ttl_ms, int) or not 0 <= step.closed_ttl_ms <= MAX_CLOSED_TTL_MS:
+        raise ValueError(f"closed_ttl_ms out of range: {step.closed_ttl_ms!r}")
     _check_amount("debit_micros", step.debit_micros)
     for hold in step.holds:
         _check_amount("desired_micros", hold.desired_micros, 0)
@@ -345,8 +380,16 @@ def _prune(account: AccountRow, bundle_id: str, period: str) -> None:
         del account.bundles[bundle_id]
 
 
-def apply_step(account: AccountRow | None, session: SessionRow | None, step: Step) -> Applied:
-    """Work out one step on copies; the caller writes what ``Applied`` says, atomically."""
+def apply_step(
+    account: AccountRow | None,
+    session: SessionRow | None,
+    step: Step,
+    marker: ClosedMarker | None = None,
+) -> Applied:
+    """Work out one step on copies; the caller writes what ``Applied`` says, atomically.
+
+    ``marker`` is the session's closed marker, if the store has one (read for orphan stops).
+    """
     if account is None:
         return _simple(StepStatus.DENIED, None, DenyReason.UNKNOWN_ACCOUNT)
     if session is not None and not session.open and step.now_ms >= session.expires_ms:
@@ -355,7 +398,9 @@ def apply_step(account: AccountRow | None, session: SessionRow | None, step: Ste
         return _hold(account, session, step)
     if step.kind is StepKind.CLOSE:
         return _close(account, session, step)
-    return _event(account, session, step)
+    if marker is not None and step.now_ms >= marker.expires_ms:
+        marker = None
+    return _event(account, session, step, marker)
 
 
 def _hold(account: AccountRow, session: SessionRow | None, step: Step) -> Applied:
@@ -517,7 +562,7 @@ def _debit(a: AccountRow, amount: int) -> int:
 
 def _finish(
     a: AccountRow, step: Step, debited: int, state: bytes
-) -> tuple[StepResult, SessionRow, NewRecord]:
+) -> tuple[StepResult, SessionRow, NewRecord, ClosedMarker | None]:
     _check_account(a)
     result = StepResult(
         status=StepStatus.OK,
@@ -544,7 +589,12 @@ def _finish(
     record = NewRecord(
         RecordKind.CDR, step.record, step.account_id, debited, a.balance_micros, step.now_ms
     )
-    return result, tombstone, record
+    marker = None
+    if step.closed_ttl_ms:
+        marker = ClosedMarker(
+            step.request_number, debited, step.context, step.now_ms + step.closed_ttl_ms
+        )
+    return result, tombstone, record, marker
 
 
 def _close(account: AccountRow, session: SessionRow | None, step: Step) -> Applied:
@@ -564,17 +614,36 @@ def _close(account: AccountRow, session: SessionRow | None, step: Step) -> Appli
     debited = _debit(a, step.debit_micros)
     a.sessions = max(0, a.sessions - 1)
     _use_bundles(a, step, session.bundle_holds)
-    result, tombstone, record = _finish(a, step, debited, session.state)
-    return Applied(result, a, tombstone, record)
+    result, tombstone, record, marker = _finish(a, step, debited, session.state)
+    return Applied(result, a, tombstone, record, marker)
 
 
-def _event(account: AccountRow, session: SessionRow | None, step: Step) -> Applied:
+def _event(
+    account: AccountRow, session: SessionRow | None, step: Step, marker: ClosedMarker | None
+) -> Applied:
     if session is not None:
         if session.open:
             return _simple(StepStatus.DENIED, account, DenyReason.SESSION_EXISTS, session.version)
-        if session.version == step.request_number and session.kind is StepKind.EVENT:
+        if session.version == step.request_number and (
+            session.kind is StepKind.EVENT or step.orphan_stop
+        ):
             return _duplicate(session)
+        if step.orphan_stop:
+            return _simple(StepStatus.ALREADY_CLOSED, account)
         return _simple(StepStatus.UNKNOWN_SESSION, account)
+    if step.orphan_stop and marker is not None:
+        if marker.request_number != step.request_number:
+            return _simple(StepStatus.ALREADY_CLOSED, account)
+        return Applied(
+            StepResult(
+                status=StepStatus.DUPLICATE,
+                debited_micros=marker.debited_micros,
+                balance_micros=account.balance_micros,
+                available_micros=account.available_micros,
+                context=marker.context,
+                version=marker.request_number,
+            )
+        )
     a = account.copy()
     _roll(a, step)
     debit = step.debit_micros
@@ -599,8 +668,8 @@ def _event(account: AccountRow, session: SessionRow | None, step: Step) -> Appli
                 return _simple(StepStatus.DENIED, account, reason)
     debited = _debit(a, debit)
     _use_bundles(a, step, {})
-    result, tombstone, record = _finish(a, step, debited, b"")
-    return Applied(result, a, tombstone, record)
+    result, tombstone, record, marker = _finish(a, step, debited, b"")
+    return Applied(result, a, tombstone, record, marker)
 
 
 def apply_ledger(

@@ -6,7 +6,10 @@ money without a record nor a record without money. While a call is up its cost s
 next grant are *held* (``HOLD`` steps): a hold lowers what the account can spend but moves no
 money. A step is keyed by its session and request number; the session keeps the result of its
 last step (and a closed session a tombstone) so that a repeated request returns the original
-result and moves nothing.
+result and moves nothing. The tombstone lives minutes; a closed session also leaves a compact
+*closed marker* (its last request number, what was debited and the answer's context) that lives
+hours or days, so that a stop replayed long after (a NAS buffer, a RADIUS proxy's detail file,
+a late Stop after the reaper ended the call) is still recognised and charged no second time.
 
 All amounts are integers in micro-units of the account's currency; times are epoch
 milliseconds passed in by the caller (the store never reads a clock of its own).
@@ -98,6 +101,9 @@ class StepStatus(enum.Enum):
     STALE = "stale"
     """The caller's view of the session is out of date; ``session_state`` is the current one."""
     UNKNOWN_SESSION = "unknown_session"
+    ALREADY_CLOSED = "already_closed"
+    """An orphan stop (``Step.orphan_stop``) for a session the store closed before under
+    another request number (the reaper, an Accounting-On, another stop): nothing changed."""
 
 
 class DenyReason(enum.Enum):
@@ -177,6 +183,13 @@ class Step:
     """Kept with the result so that a duplicate can rebuild the original answer."""
     tombstone_ttl_ms: int = 600_000
     """How long a closed session remembers its last result for duplicates."""
+    closed_ttl_ms: int = 0
+    """CLOSE/EVENT: how long the store keeps the session's closed marker (0: it keeps none).
+    A backend may keep it up to an hour longer (the Redis store files markers by the hour)."""
+    orphan_stop: bool = False
+    """EVENT: a stop whose open session the caller did not find. A session the store closed
+    before (its tombstone or its closed marker) is not charged again: the same request number
+    is a DUPLICATE with the original result, another one is ALREADY_CLOSED."""
 
 
 @dataclass(slots=True)

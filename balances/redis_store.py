@@ -9,6 +9,8 @@ carries the shard's hash tag ``{<prefix>:<shard>}`` (account ids are escaped ins
     {p:N}:l:<account>             hash    ledger idempotency key -> balance after (kept for good)
     {p:N}:deadlines               zset    session key -> deadline ms, open sessions only
     {p:N}:records                 stream  the shard's record queue (consumer group ``records``)
+    {p:N}:c:<hour>:<slice>        hash    closed markers: digest -> (request number, debited,
+                                          context), with a TTL
     p:sidx:<session>              string  session -> account index; outside the slot, with a TTL
 
 Every script declares all its keys in KEYS and they share one slot, so the same code runs on
@@ -24,6 +26,17 @@ whole batch on one of ``pool_size`` connections and hands each caller its reply.
 answered within ``timeout_ms`` fails all its callers with ``BackendUnavailable`` (their steps
 may or may not have run: a retry with the same request number is answered as a duplicate);
 so does a step that finds ``max_waiting`` steps already queued (the queue is bounded).
+
+Closed markers. A CLOSE (or an orphan stop's EVENT) with ``closed_ttl_ms`` also writes the
+session's marker in the same script: field = ``engine.marker_digest`` (8 bytes), value =
+msgpack ``[request number, debited, context]`` (about 15 bytes), in the hash of the shard, the
+hour of the step (``now_ms // 3_600_000``) and the session's slice (``closed_slices`` per shard
+and hour). Each hash expires ``closed_ttl_ms`` (+ ``tombstone_grace_ms``) after its hour ends,
+so a marker answers for at least ``closed_ttl_ms`` and at most an hour more, and nothing needs
+cleaning. Slices keep each hash small enough for Redis's compact listpack encoding (below
+``hash-max-listpack-entries``, 128 by default): about 25 bytes per marker (``MEMORY USAGE``)
+instead of about 80 in a hashtable. Only an orphan stop reads markers: one ``HGET`` per hour
+of the horizon, in the same script as its EVENT (its keys are all in the account's slot).
 
 The record queue is read with XREADGROUP across all shards' streams in one command (on Redis
 Cluster the reader would have to issue it per node); records are acknowledged and deleted
@@ -55,6 +68,7 @@ from balances.engine import (
     check_ledger,
     check_limits,
     check_step,
+    marker_digest,
 )
 from balances.model import (
     AccountKind,
@@ -109,6 +123,8 @@ _ACCOUNT_FIELDS = (
 )
 _SESSION_FIELDS = ("acct", "sid", "open", "ver", "dl", "state", "holds")
 _ACK_CHUNK = 1000
+MARKER_HOUR_MS = 3_600_000
+"""Closed markers are filed in one hash per shard, slice and hour."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +319,14 @@ class _Keys:
     def index(self, session_id: str) -> str:
         return f"{self.prefix}:sidx:{session_id}"
 
+    def markers(
+        self, tag: str, digest: bytes, slices: int, first_ms: int, last_ms: int
+    ) -> list[str]:
+        """The marker hashes of a session's slice for the hours from ``first_ms`` to ``last_ms``."""
+        piece = int.from_bytes(digest[:4], "big") % slices
+        first, last = first_ms // MARKER_HOUR_MS, last_ms // MARKER_HOUR_MS
+        return [f"{tag}:c:{hour}:{piece}" for hour in range(first, last + 1)]
+
 
 def _unavailable(error: ResponseError) -> bool:
     return str(error).startswith(_UNAVAILABLE_ERRORS)
@@ -475,13 +499,27 @@ class RedisBalanceStore:
                     ),
                 )
         else:
+            digest = b""
+            marker_keys: list[str] = []
+            marker_ttl_ms = 0
+            if step.closed_ttl_ms:
+                digest = marker_digest(step.account_id, step.session_id)
+                oldest = step.now_ms - step.closed_ttl_ms if step.orphan_stop else step.now_ms
+                marker_keys = self._keys.markers(
+                    tag, digest, self.settings.closed_slices, oldest, step.now_ms
+                )
+                hour_end = (step.now_ms // MARKER_HOUR_MS + 1) * MARKER_HOUR_MS
+                marker_ttl_ms = (
+                    hour_end - step.now_ms + step.closed_ttl_ms + self.settings.tombstone_grace_ms
+                )
             if kind is StepKind.CLOSE:
                 args = [
-                    4,
+                    4 + len(marker_keys),
                     account_key,
                     session_key,
                     self._keys.deadlines[shard],
                     self._keys.records[shard],
+                    *marker_keys,
                     step.account_id,
                     step.request_number,
                     step.now_ms,
@@ -492,10 +530,11 @@ class RedisBalanceStore:
                 script = self._scripts["close"]
             else:
                 args = [
-                    3,
+                    3 + len(marker_keys),
                     account_key,
                     session_key,
                     self._keys.records[shard],
+                    *marker_keys,
                     step.account_id,
                     step.request_number,
                     step.now_ms,
@@ -511,8 +550,12 @@ class RedisBalanceStore:
                 step.context,
                 step.tombstone_ttl_ms,
                 self.settings.tombstone_grace_ms,
-                len(step.bundle_used_s),
+                digest,
+                marker_ttl_ms,
             )
+            if kind is StepKind.EVENT:
+                args.append(b"1" if step.orphan_stop else b"0")
+            args.append(len(step.bundle_used_s))
             for used in step.bundle_used_s:
                 args += used
         reply = await self._eval_with(script, tuple(args), *extra)

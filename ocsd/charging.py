@@ -30,6 +30,7 @@ from typing import Any
 
 import msgpack
 
+from balances.engine import MAX_CLOSED_TTL_MS
 from balances.model import (
     AccountStatus,
     BundleHold,
@@ -74,6 +75,7 @@ EVENT_TIME_TOLERANCE_S = 86_400
 """An Event-Timestamp further than this from the clock is not trusted for rating."""
 PEER_SCAN_LIMIT = 500_000
 """At most this many open sessions are looked through when a peer restarts."""
+MAX_CLOSED_HORIZON_S = MAX_CLOSED_TTL_MS // 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,10 @@ class ChargingSettings:
     reap_batch: int = 200
     duplicate_window_s: int = 600
     """How long a finished session or event still answers repeats with its original answer."""
+    closed_horizon_s: int = 172_800
+    """How long the store remembers, in a compact marker, that a session was closed: a stop
+    repeated within it (a NAS buffer or a proxy's detail file replayed, a late Stop after the
+    reaper) moves no money; after it, a stop of that session is charged as new. 0: no marker."""
     session_cache_size: int = 100_000
     """Sessions kept in memory per worker (the store holds them all)."""
 
@@ -104,6 +110,13 @@ class ChargingSettings:
             raise ValueError("reap_interval_s and reap_batch must be positive")
         if self.duplicate_window_s <= 0 or self.session_cache_size <= 0:
             raise ValueError("duplicate_window_s and session_cache_size must be positive")
+        if self.closed_horizon_s and not (
+            self.duplicate_window_s <= self.closed_horizon_s <= MAX_CLOSED_HORIZON_S
+        ):
+            raise ValueError(
+                "closed_horizon_s must be 0 or between duplicate_window_s and "
+                f"{MAX_CLOSED_HORIZON_S}"
+            )
 
 
 _DENY_CODES: dict[DenyReason, DenialCode] = {
@@ -1062,6 +1075,9 @@ class ChargingService:
             request.hangup_cause,
             request.hangup_side,
         )
+        # The CDR id stays random (not derived from the session): the store queues one CDR per
+        # money move, and a derived id would let the CDR table drop the record of a second
+        # debit (after the horizon) instead of showing it.
         cdr = replace(cdr, flags=(*cdr.flags, "no_start"))
         day, month = self._periods(directory, account.timezone, now)
         step = Step(
@@ -1077,17 +1093,43 @@ class ChargingService:
             record=cdr.encode(),
             context=msgpack.packb([charge], use_bin_type=True),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
+            closed_ttl_ms=self.settings.closed_horizon_s * 1000,
+            orphan_stop=True,
         )
         result = await self._step(step)
         if result.status is StepStatus.DENIED:
             assert result.reason is not None
             return Denial(_DENY_CODES[result.reason], result.reason.value, account.account_id)
-        log.info(
-            "stop without start charged",
-            session_id=request.session_id,
-            account=account.account_id,
-            charge=charge,
-        )
+        original: list[int] = []
+        if result.status is StepStatus.DUPLICATE and result.context:
+            # [charge] of an orphan stop, [charge, seconds(, 1 if ocsd ended it)] of a close
+            original = msgpack.unpackb(result.context, raw=False)
+        if result.status in (StepStatus.ALREADY_CLOSED, StepStatus.UNKNOWN_SESSION) or (
+            len(original) > 2 and original[2]
+        ):
+            # Ended before (the reaper, a NAS restart, another stop): what was reported then
+            # was charged; this stop's account of the call is not.
+            log.warning(
+                "stop of a closed session not charged",
+                session_id=request.session_id,
+                account=account.account_id,
+                request_number=request.request_number,
+                reported_charge=charge,
+            )
+            denial = Denial(
+                DenialCode.UNKNOWN_SESSION, "session already closed", account.account_id
+            )
+            self._remember_finished(request, denial, now)
+            return denial
+        if original:
+            charge = original[0]
+        elif result.status is not StepStatus.DUPLICATE:
+            log.info(
+                "stop without start charged",
+                session_id=request.session_id,
+                account=account.account_id,
+                charge=charge,
+            )
         outcome = Grant(
             cost_micros=charge,
             debited_micros=result.debited_micros,
@@ -1134,6 +1176,7 @@ class ChargingService:
             cause,
             side,
             expected_version=view.version,
+            by_ocsd=True,
         )
         self._sessions.pop(session_id, None)
         return outcome
@@ -1148,8 +1191,14 @@ class ChargingService:
         hangup_side: str,
         expected_version: int,
         end_time: float | None = None,
+        by_ocsd: bool = False,
     ) -> Outcome | None:
-        """Debit and queue the CDR; None when the session moved on (stale)."""
+        """Debit and queue the CDR; None when the session moved on (stale).
+
+        ``by_ocsd``: ocsd ends the call (reaper, NAS restart) under a request number of its
+        own, which the peer may use later: its context says so, and a late stop under that
+        number is then told the session was closed, not given this close's answer.
+        """
         end_ms = int((end_time if end_time is not None else now) * 1000)
         cdr, charge = self._cdr(view, kind, request_number, end_ms, hangup_cause, hangup_side)
         directory = self._directory()
@@ -1158,7 +1207,8 @@ class ChargingService:
         bundle_used: tuple[tuple[str, str, int], ...] = ()
         if view.price.bundle is not None and period is not None and cdr.bundle_s:
             bundle_used = ((view.price.bundle.bundle_id, period, cdr.bundle_s),)
-        context: bytes = msgpack.packb([charge, cdr.duration_s], use_bin_type=True)
+        ended: list[int] = [charge, cdr.duration_s, 1] if by_ocsd else [charge, cdr.duration_s]
+        context: bytes = msgpack.packb(ended, use_bin_type=True)
         step = Step(
             kind=StepKind.CLOSE,
             account_id=view.account_id,
@@ -1173,6 +1223,7 @@ class ChargingService:
             record=cdr.encode(),
             context=context,
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
+            closed_ttl_ms=self.settings.closed_horizon_s * 1000,
         )
         result = await self._step(step)
         if result.status is StepStatus.STALE:
@@ -1183,7 +1234,18 @@ class ChargingService:
             assert result.reason is not None
             return Denial(_DENY_CODES[result.reason], result.reason.value, view.account_id)
         if result.status is StepStatus.DUPLICATE and result.context:
-            charge, _ = msgpack.unpackb(result.context, raw=False)
+            original = msgpack.unpackb(result.context, raw=False)
+            if len(original) > 2 and original[2] and not by_ocsd:
+                # A stop under the number ocsd gave its own close (another worker reaped it).
+                log.warning(
+                    "stop of a closed session not charged",
+                    session_id=view.session_id,
+                    account=view.account_id,
+                    request_number=request_number,
+                    reported_charge=charge,
+                )
+                return Denial(DenialCode.UNKNOWN_SESSION, "session already closed", view.account_id)
+            charge = original[0]
         if result.debited_micros < charge and result.status is StepStatus.OK:
             log.warning(
                 "prepaid overrun",
@@ -1381,6 +1443,7 @@ class ChargingService:
                 "session timeout",
                 "ocsd",
                 expected_version=session.version,
+                by_ocsd=True,
             )
             self._sessions.pop(session.session_id, None)
             if isinstance(outcome, Grant):

@@ -54,6 +54,8 @@ class StoreSettings:
     redis_shards: int = 256
     redis_timeout_ms: int = 500
     redis_pool_size: int = 16
+    redis_closed_slices: int = 16
+    """Hashes per shard and hour for closed-session markers (see ``RedisStoreSettings``)."""
 
     def __post_init__(self) -> None:
         if self.records_url and not self.records_url.startswith(
@@ -68,6 +70,8 @@ class StoreSettings:
             raise ValueError("redis_shards must be between 1 and 16384")
         if self.redis_timeout_ms <= 0 or self.redis_pool_size <= 0:
             raise ValueError("redis_timeout_ms and redis_pool_size must be positive")
+        if not 1 <= self.redis_closed_slices <= 4096:
+            raise ValueError("redis_closed_slices must be between 1 and 4096")
 
 
 @dataclass(frozen=True, slots=True)

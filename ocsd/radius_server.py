@@ -19,9 +19,11 @@ Rules of this adapter:
   plus the next grant, Stop debits the final duration (Acct-Session-Time; else the h323 connect
   and disconnect times; else Start to Stop) and queues the CDR. Request numbers come from the
   reported totals, so a later duplicate of an Interim or Stop (Acct-Delay-Time changed, a new
-  authenticator) is recognised by the session and moves no money. The Accounting-Response is
-  sent only once the step is stored (RFC 2866 §2); a store failure is answered with silence so
-  that the NAS retransmits.
+  authenticator) is recognised by the session and moves no money; so is a Stop replayed hours
+  later (the store's closed marker), and a Start delayed by ``charging.duplicate_window_s`` or
+  more (Acct-Delay-Time) opens no session. The Accounting-Response is sent only once the step
+  is stored (RFC 2866 §2); a store failure is answered with silence so that the NAS
+  retransmits.
 - Accounting-On/Off ends every open session of that NAS (those of every worker).
 - When a session's money runs out (an interim that cannot hold more) a Disconnect-Request is
   sent to NASes configured with a disconnect port, and the answer is logged and counted.
@@ -683,7 +685,18 @@ class RadiusServer:
                 units=(UnitRequest(total_used_s=0),),
                 **common,
             )
-            if self.service.has_session(key):
+            late = (view.delay_time_s or 0) >= self.service.settings.duplicate_window_s
+            if late and not self.service.has_session(key):
+                # Replayed from a NAS buffer or a proxy's detail file: it continues a session
+                # still open but opens none, since the call may have been charged and closed
+                # since (its Stop then finds the closed marker); a Stop alone is charged.
+                outcome = await self.service.handle(request)
+                if isinstance(outcome, Denial) and outcome.code is DenialCode.UNKNOWN_SESSION:
+                    log.info(
+                        "late start opens no session", session_id=key, delay_s=view.delay_time_s
+                    )
+                    return ok, "late_start"
+            elif self.service.has_session(key):
                 outcome = await self.service.handle(request)
             else:
                 outcome = await self.service.handle(

@@ -24,5 +24,6 @@ def open_balance_store(config: Config) -> BalanceStore:
             shards=stores.redis_shards,
             timeout_ms=stores.redis_timeout_ms,
             pool_size=stores.redis_pool_size,
+            closed_slices=stores.redis_closed_slices,
         )
     )

@@ -1,9 +1,11 @@
 -- CLOSE: end a session: release its holds, debit its cost, consume its free seconds, append
 -- its record and leave a tombstone with the result (see balances/engine.py for the rules).
--- KEYS: 1 account hash, 2 session hash, 3 the shard's deadline zset, 4 the shard's stream.
+-- KEYS: 1 account hash, 2 session hash, 3 the shard's deadline zset, 4 the shard's stream,
+--       5 (with a marker) the current hour's marker hash of the session's slice.
 -- ARGV: 1 account id, 2 request number, 3 now ms, 4 day key, 5 month key,
 --       6 expected version ('' = none), 7 debit, 8 record, 9 context, 10 tombstone ttl ms,
---       11 tombstone grace ms, 12 number of bundle uses, then per use: id, period, seconds.
+--       11 tombstone grace ms, 12 marker digest ('' = no marker), 13 marker hash ttl ms,
+--       14 number of bundle uses, then per use: id, period, seconds.
 local akey, skey, dlkey, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local rn = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -37,7 +39,7 @@ if a.sess < 0 then
 end
 
 local bholds = unpack_map(s.bh)
-local nu = tonumber(ARGV[12])
+local nu = tonumber(ARGV[14])
 local bundles = nil
 if nu > 0 or next(bholds) ~= nil then
   bundles = load_bundles(akey)
@@ -49,7 +51,7 @@ if nu > 0 or next(bholds) ~= nil then
       touched[id] = held[1]
     end
   end
-  local i = 13
+  local i = 15
   for _ = 1, nu do
     local id, period = ARGV[i], ARGV[i + 1]
     local c = counts(bundles, id, period)
@@ -73,4 +75,5 @@ append_record(stream, 'cdr', ARGV[1], debited, a.bal, now, ARGV[8])
 local ttl = tonumber(ARGV[10])
 tombstone(skey, rn, 'close', now + ttl, s.state, packed, ARGV[9], ttl + tonumber(ARGV[11]))
 redis.call('ZREM', dlkey, skey)
+leave_marker(ARGV[12], ARGV[13], rn, debited, ARGV[9])
 return {'ok', packed, '', ''}

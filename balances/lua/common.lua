@@ -181,6 +181,33 @@ local function tombstone(skey, ver, kind, exp, state, packed, ctx, ttl_ms)
   redis.call('PEXPIRE', skey, fmt(ttl_ms))
 end
 
+-- Closed markers (see redis_store.py): KEYS from `first` to the last are the hourly marker
+-- hashes of the session's slice, oldest first; the last one is the current hour's.
+-- The value is msgpack {request number, debited, context}.
+local function find_marker(first, digest)
+  for i = #KEYS, first, -1 do
+    local packed = redis.call('HGET', KEYS[i], digest)
+    if packed then
+      return cmsgpack.unpack(packed)
+    end
+  end
+  return nil
+end
+
+-- The hour's hash gets its TTL when it is made (a write command less on every other close:
+-- every marker of the hour expires with it anyway).
+local function leave_marker(digest, ttl_ms, rn, debited, ctx)
+  if digest == '' then
+    return
+  end
+  local key = KEYS[#KEYS]
+  local new = redis.call('EXISTS', key) == 0
+  redis.call('HSET', key, digest, cmsgpack.pack({rn, debited, ctx}))
+  if new then
+    redis.call('PEXPIRE', key, ttl_ms)
+  end
+end
+
 -- Debit (a refund is negative): a prepaid balance is debited at most down to zero.
 local function debit(a, amount)
   if amount > 0 and a.kind == 'prepaid' then

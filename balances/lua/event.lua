@@ -1,9 +1,13 @@
 -- EVENT: a one-off debit (refused when the account cannot pay it, if asked) or credit, with
--- its record and a tombstone for duplicates (see balances/engine.py for the rules).
--- KEYS: 1 account hash, 2 session hash, 3 the shard's stream.
+-- its record and a tombstone for duplicates (see balances/engine.py for the rules). An orphan
+-- stop (a stop whose session was not found) is first checked against the session's tombstone
+-- and closed markers.
+-- KEYS: 1 account hash, 2 session hash, 3 the shard's stream, then (with a marker) the marker
+--       hashes of the session's slice, oldest hour first, the current hour's last.
 -- ARGV: 1 account id, 2 request number, 3 now ms, 4 day key, 5 month key, 6 debit,
 --       7 require funds ('1'/'0'), 8 record, 9 context, 10 tombstone ttl ms,
---       11 tombstone grace ms, 12 number of bundle uses, then per use: id, period, seconds.
+--       11 tombstone grace ms, 12 marker digest ('' = no marker), 13 marker hash ttl ms,
+--       14 orphan stop ('1'/'0'), 15 number of bundle uses, then per use: id, period, seconds.
 local akey, skey, stream = KEYS[1], KEYS[2], KEYS[3]
 local rn = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -12,15 +16,29 @@ local a = load_account(akey)
 if not a then
   return simple('denied', 'unknown_account', nil, -1)
 end
+local orphan = ARGV[14] == '1'
 local s = load_session(skey, now)
 if s then
   if s.open then
     return simple('denied', 'session_exists', a, s.ver)
   end
-  if s.ver == rn and s.kind == 'event' then
+  if s.ver == rn and (s.kind == 'event' or orphan) then
     return duplicate(s)
   end
+  if orphan then
+    return simple('already_closed', '', a, -1)
+  end
   return simple('unknown_session', '', a, -1)
+end
+if orphan and ARGV[12] ~= '' then
+  local m = find_marker(4, ARGV[12])
+  if m then
+    if m[1] ~= rn then
+      return simple('already_closed', '', a, -1)
+    end
+    return {'duplicate', pack_result('duplicate', '', {}, {}, {}, m[2], a.bal, available(a), m[1]),
+      '', m[3]}
+  end
 end
 
 roll(a, ARGV[4], ARGV[5])
@@ -43,12 +61,12 @@ if amount > 0 then
 end
 local debited = debit(a, amount)
 
-local nu = tonumber(ARGV[12])
+local nu = tonumber(ARGV[15])
 local bundles = nil
 if nu > 0 then
   bundles = load_bundles(akey)
   local touched = {}
-  local i = 13
+  local i = 16
   for _ = 1, nu do
     local id, period = ARGV[i], ARGV[i + 1]
     local c = counts(bundles, id, period)
@@ -71,4 +89,5 @@ save_account(akey, a, bundles)
 append_record(stream, 'cdr', ARGV[1], debited, a.bal, now, ARGV[8])
 local ttl = tonumber(ARGV[10])
 tombstone(skey, rn, 'event', now + ttl, '', packed, ARGV[9], ttl + tonumber(ARGV[11]))
+leave_marker(ARGV[12], ARGV[13], rn, debited, ARGV[9])
 return {'ok', packed, '', ''}

@@ -30,6 +30,9 @@ MONTH = "2024-05"
 T0 = 1_714_550_400_000
 """2024-05-01T08:00:00Z in epoch ms: every test's clock starts here."""
 TTL = 600_000
+HORIZON = 2 * 86_400_000
+"""How long closed markers answer in these tests."""
+HOUR = 3_600_000
 
 
 async def account(
@@ -94,6 +97,7 @@ def close(
     month: str = MONTH,
     record: bytes = b"",
     context: bytes = b"",
+    closed_ttl_ms: int = 0,
 ) -> Step:
     return Step(
         kind=StepKind.CLOSE,
@@ -109,6 +113,7 @@ def close(
         record=record or f"cdr-{session_id}".encode(),
         context=context,
         tombstone_ttl_ms=TTL,
+        closed_ttl_ms=closed_ttl_ms,
     )
 
 
@@ -123,6 +128,8 @@ def event(
     day: str = DAY,
     month: str = MONTH,
     used: tuple[tuple[str, str, int], ...] = (),
+    orphan_stop: bool = False,
+    closed_ttl_ms: int = 0,
 ) -> Step:
     return Step(
         kind=StepKind.EVENT,
@@ -138,6 +145,21 @@ def event(
         record=f"event-{session_id}".encode(),
         context=b"ctx-" + session_id.encode(),
         tombstone_ttl_ms=TTL,
+        orphan_stop=orphan_stop,
+        closed_ttl_ms=closed_ttl_ms,
+    )
+
+
+def orphan(session_id: str, request_number: int, debit: int, now_ms: int) -> Step:
+    """A stop whose session the caller did not find, charged as a one-off."""
+    return event(
+        session_id,
+        debit,
+        request_number=request_number,
+        require_funds=False,
+        now_ms=now_ms,
+        orphan_stop=True,
+        closed_ttl_ms=HORIZON,
     )
 
 
@@ -1034,3 +1056,95 @@ async def test_a_balance_beyond_the_exact_range_is_refused(store: BalanceStore) 
         await store.step(event("e1", -1))
     assert await balance(store) == (MAX_MICROS - 1, 0)
     assert await store.queue_depth() == 1
+
+
+# -- closed markers: late repeats of a stop ----------------------------------------------
+
+
+async def _closed_call(store: BalanceStore) -> None:
+    await account(store, balance=1_000)
+    await store.step(hold("s1", 0, Hold("voice", 300), new=True))
+    await store.step(close("s1", 7, 250, context=b"charge-250", closed_ttl_ms=HORIZON))
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        pytest.param(TTL // 2, id="within-the-tombstone"),
+        pytest.param(TTL + 100_000, id="after-the-tombstone"),
+        pytest.param(HORIZON - 2_000, id="at-the-horizon"),
+    ],
+)
+async def test_a_late_repeat_of_a_stop_moves_no_money(store: BalanceStore, later: int) -> None:
+    await _closed_call(store)
+    again = await store.step(orphan("s1", 7, 999, now_ms=T0 + 1_000 + later))
+    assert again.status is StepStatus.DUPLICATE
+    assert (again.debited_micros, again.context, again.version) == (250, b"charge-250", 7)
+    assert again.balance_micros == 750
+    assert await balance(store) == (750, 0)
+    assert [r.amount_micros for r in await drain(store) if r.kind is RecordKind.CDR] == [250]
+
+
+@pytest.mark.parametrize(
+    "later", [pytest.param(TTL // 2, id="tombstone"), pytest.param(TTL * 10, id="marker")]
+)
+async def test_a_late_stop_of_a_session_closed_otherwise_moves_no_money(
+    store: BalanceStore, later: int
+) -> None:
+    await _closed_call(store)
+    late = await store.step(orphan("s1", 1_000_000_060, 400, now_ms=T0 + 1_000 + later))
+    assert (late.status, late.debited_micros, late.balance_micros) == (
+        StepStatus.ALREADY_CLOSED,
+        0,
+        750,
+    )
+    assert await balance(store) == (750, 0)
+    assert await store.queue_depth() == 2  # the opening credit and the call
+
+
+async def test_a_repeat_of_an_orphan_stop_after_its_tombstone_moves_no_money(
+    store: BalanceStore,
+) -> None:
+    await account(store, balance=1_000)
+    first = await store.step(orphan("lost", 3, 200, now_ms=T0))
+    assert (first.status, first.debited_micros) == (StepStatus.OK, 200)
+    again = await store.step(orphan("lost", 3, 200, now_ms=T0 + TTL + 60_000))
+    assert (again.status, again.debited_micros, again.context) == (
+        StepStatus.DUPLICATE,
+        200,
+        b"ctx-lost",
+    )
+    assert await balance(store) == (800, 0)
+    assert await store.queue_depth() == 2
+
+
+async def test_after_the_horizon_a_stop_is_new_again(store: BalanceStore) -> None:
+    await _closed_call(store)
+    # Markers answer for at least the horizon; a backend may keep them up to an hour longer.
+    late = await store.step(orphan("s1", 7, 100, now_ms=T0 + 1_000 + HORIZON + HOUR))
+    assert (late.status, late.debited_micros, late.balance_micros) == (StepStatus.OK, 100, 650)
+
+
+async def test_markers_are_kept_per_account(store: BalanceStore) -> None:
+    await _closed_call(store)
+    await account(store, "other", balance=1_000)
+    step = orphan("s1", 7, 100, now_ms=T0 + TTL * 10)
+    step.account_id = "other"
+    result = await store.step(step)
+    assert (result.status, result.balance_micros) == (StepStatus.OK, 900)
+
+
+async def test_only_orphan_stops_read_markers(store: BalanceStore) -> None:
+    await _closed_call(store)
+    later = T0 + TTL * 10
+    reopened = await store.step(hold("s1", 0, Hold("voice", 300), new=True, now_ms=later))
+    assert reopened.status is StepStatus.OK
+    assert (await store.step(event("e1", 100, now_ms=later))).status is StepStatus.OK
+
+
+async def test_a_step_without_a_marker_ttl_leaves_none(store: BalanceStore) -> None:
+    await account(store, balance=1_000)
+    await store.step(hold("s1", 0, Hold("voice", 300), new=True))
+    await store.step(close("s1", 7, 250))
+    late = await store.step(orphan("s1", 7, 250, now_ms=T0 + TTL * 10))
+    assert (late.status, late.balance_micros) == (StepStatus.OK, 500)

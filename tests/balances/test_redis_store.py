@@ -276,3 +276,30 @@ def test_settings_are_checked() -> None:
         RedisStoreSettings(shards=0)
     with pytest.raises(ValueError, match="url"):
         RedisStoreSettings(url="http://localhost")
+
+
+async def test_closed_markers_share_the_slot_expire_and_stay_compact(redis_url: str) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    store = RedisBalanceStore(RedisStoreSettings(url=redis_url, key_prefix=prefix, shards=1))
+    horizon = 2 * 86_400_000
+    client = redis.Redis.from_url(redis_url)
+    try:
+        await _funded(store)
+        calls = 1_000
+        for n in range(calls):
+            await store.step(hold(f"call-{n}", 0, Hold("v", 100), new=True))
+            step = dataclasses.replace(close(f"call-{n}", 1, 40), closed_ttl_ms=horizon)
+            assert (await store.step(step)).status is StepStatus.OK
+        hour = (T0 + 1_000) // 3_600_000
+        markers = sorted(k.decode() for k in client.scan_iter(match=f"{{{prefix}:0}}:c:*"))
+        assert markers == [f"{{{prefix}:0}}:c:{hour}:{n}" for n in sorted(range(16), key=str)]
+        for key in markers:
+            # the end of the hour (less than an hour away), the horizon, the grace
+            assert horizon < client.pttl(key) <= 3_600_000 + horizon + 60_000
+            assert client.object("encoding", key) == b"listpack"
+        used = sum(client.memory_usage(key, samples=0) or 0 for key in markers)
+        assert used / calls < 40, f"{used / calls:.1f} bytes per closed marker"
+    finally:
+        client.close()
+        await store.close()
+        delete_redis_keys(redis_url, prefix)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cdr_writer.record import CdrKind
+from ocsd.charging import ChargingSettings
 from ocsd.charging_types import (
     ChargingRequest,
     Denial,
@@ -367,3 +368,101 @@ async def test_the_daily_cap_starts_again_at_local_midnight_across_dst(world: Wo
     at(2026, 10, 26, 0, 0, 30)
     assert granted(await call("d5", 60)) == 120
     assert await world.balance("alice") == 1_000_000 - 2 * 20_000 - 10_000
+
+
+# -- late repeats of a stop: the closed-session horizon ----------------------------------
+
+WINDOW_S = ChargingSettings().duplicate_window_s
+HORIZON_S = ChargingSettings().closed_horizon_s
+
+
+async def test_a_stop_repeated_after_the_duplicate_window_moves_no_money(world: World) -> None:
+    await world.topup("alice", 1_000_000)
+    await world.service.handle(req(RequestType.INITIAL, 0))
+    world.clock.advance(61)
+    stop = req(RequestType.TERMINATE, 1, used=61)
+    first = await world.service.handle(stop)
+    assert isinstance(first, Grant) and (first.cost_micros, first.debited_micros) == (
+        20_000,
+        20_000,
+    )
+    # a NAS buffer or a proxy's detail file: the same stop, minutes, hours, a day later
+    closed_at = world.clock()
+    for later in (WINDOW_S + 100, 3_600, 86_400, HORIZON_S - 60):
+        world.clock.now = closed_at + later
+        for service in (world.service, world.new_service()):
+            again = await service.handle(stop)
+            assert isinstance(again, Grant) and again.duplicate, (later, again)
+            assert (again.cost_micros, again.debited_micros) == (20_000, 20_000)
+    assert await world.balance("alice") == 980_000
+    assert len(await world.cdrs()) == 1
+
+
+async def test_a_stop_without_start_repeated_after_the_window_moves_no_money(
+    world: World,
+) -> None:
+    await world.topup("alice", 1_000_000)
+    stop = req(RequestType.TERMINATE, 5, session="lost", used=61)
+    first = await world.service.handle(stop)
+    assert isinstance(first, Grant) and first.cost_micros == 20_000
+    world.clock.advance(WINDOW_S + 100)
+    again = await world.new_service().handle(stop)
+    assert isinstance(again, Grant) and again.duplicate
+    assert (again.cost_micros, again.debited_micros) == (20_000, 20_000)
+    assert await world.balance("alice") == 980_000
+    assert len(await world.cdrs()) == 1
+
+
+async def test_after_the_horizon_the_same_stop_is_charged_as_new(world: World) -> None:
+    await world.topup("alice", 1_000_000)
+    stop = req(RequestType.TERMINATE, 5, session="lost", used=61)
+    await world.service.handle(stop)
+    # The store forgets a closed session after the horizon (the Redis store up to an hour
+    # later): a stop arriving later still is a stop without start, charged.
+    world.clock.advance(HORIZON_S + 3_600 + 1)
+    late = await world.new_service().handle(stop)
+    assert isinstance(late, Grant) and not late.duplicate and late.debited_micros == 20_000
+    assert await world.balance("alice") == 960_000
+    assert len(await world.cdrs()) == 2
+
+
+@pytest.mark.parametrize("later", [pytest.param(60, id="soon"), pytest.param(7_200, id="hours")])
+async def test_a_late_stop_of_a_reaped_session_moves_no_money(world: World, later: int) -> None:
+    await world.topup("alice", 1_000_000)
+    await world.service.handle(req(RequestType.INITIAL, 0))
+    world.clock.advance(60)
+    await world.service.handle(req(RequestType.UPDATE, 1, used=60))
+    world.clock.advance(2 * 1_800 + 60)
+    assert await world.service.reap() == 1
+    assert await world.balance("alice") == 990_000
+    # The real stop comes after all, with the real duration: the reaper charged what was
+    # reported before it, and the session stays closed.
+    world.clock.advance(later)
+    late = await world.new_service().handle(req(RequestType.TERMINATE, 2, used=3_000))
+    assert isinstance(late, Denial) and late.code is DenialCode.UNKNOWN_SESSION
+    assert late.message == "session already closed"
+    assert await world.balance("alice") == 990_000
+    [(cdr, _)] = await world.cdrs()
+    assert cdr.kind is CdrKind.REAPED
+
+
+def test_the_horizon_is_at_least_the_duplicate_window() -> None:
+    assert HORIZON_S >= 86_400
+    ChargingSettings(closed_horizon_s=0)  # markers off
+    with pytest.raises(ValueError, match="closed_horizon_s"):
+        ChargingSettings(duplicate_window_s=600, closed_horizon_s=300)
+
+
+async def test_a_late_stop_on_the_worker_that_still_holds_a_session_another_reaped(
+    world: World,
+) -> None:
+    await world.topup("alice", 1_000_000)
+    await world.service.handle(req(RequestType.INITIAL, 0))
+    world.clock.advance(60)
+    await world.service.handle(req(RequestType.UPDATE, 1, used=60))
+    world.clock.advance(2 * 1_800 + 60)
+    assert await world.new_service().reap() == 1
+    late = await world.service.handle(req(RequestType.TERMINATE, 2, used=3_000))
+    assert isinstance(late, Denial) and late.message == "session already closed"
+    assert await world.balance("alice") == 990_000
+    assert len(await world.cdrs()) == 1

@@ -155,6 +155,39 @@ async def test_a_retransmission_gets_the_original_answer(world: World, client: C
     assert len(await world.cdrs()) == 1
 
 
+async def test_a_ccr_t_replayed_after_the_duplicate_window_moves_no_money(
+    world: World, client: Client
+) -> None:
+    await world.topup("alice", 1_000_000)
+    await client.ccr(ccr(INI, 0))
+    _, stop = await client.ccr(ccr(TRM, 1, used=61))
+    assert stop.result_code == ResultCode.DIAMETER_SUCCESS
+    world.clock.advance(world.service.settings.duplicate_window_s + 3_600)
+    await world.other_call_ends()
+    _, again = await client.ccr(ccr(TRM, 1, used=61))
+    assert again.result_code == ResultCode.DIAMETER_SUCCESS
+    assert again.cost_information == stop.cost_information
+    assert await world.balance("alice") == 980_000
+    assert len(await world.cdrs_of("alice")) == 1
+
+
+async def test_a_ccr_t_after_the_reaper_is_told_the_session_is_closed(
+    world: World, client: Client
+) -> None:
+    await world.topup("alice", 1_000_000)
+    await client.ccr(ccr(INI, 0))
+    await client.ccr(ccr(UPD, 1, used=60))
+    world.clock.advance(2 * 1_800 + 60 + 3_600)
+    assert await world.service.reap() == 1
+    world.clock.advance(3_600)
+    _, late = await client.ccr(ccr(TRM, 2, used=600))
+    assert late.result_code == ResultCode.DIAMETER_UNKNOWN_SESSION_ID
+    assert late.error_message == "session already closed"
+    assert await world.balance("alice") == 990_000
+    [(cdr, _)] = await world.cdrs()
+    assert cdr.kind is CdrKind.REAPED
+
+
 async def test_final_units_when_the_money_runs_out(world: World, client: Client) -> None:
     await world.topup("alice", 25_000)
     _, start = await client.ccr(ccr(INI, 0))

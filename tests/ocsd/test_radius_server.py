@@ -173,6 +173,104 @@ async def test_a_full_call_start_interim_stop(world: World, server: RadiusServer
     assert len(await world.cdrs()) == 1
 
 
+async def test_a_stop_replayed_hours_later_moves_no_money(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 1_000_000)
+    base = 'User-Name = "alice", Acct-Session-Id = "call-8", Called-Station-Id = "442071234567", '
+    for attributes in (
+        "Acct-Status-Type = Start",
+        "Acct-Status-Type = Stop, Acct-Session-Time = 125",
+    ):
+        _, out = await radclient(server, "acct", base + attributes)
+        assert "Received Accounting-Response" in out, out
+    assert await world.balance("alice") == 970_000
+    # A proxy replays its detail file after an outage: the Stop again, hours later.
+    for hours in (1, 30):
+        world.clock.advance(hours * 3_600)
+        await world.other_call_ends()
+        _, out = await radclient(
+            server,
+            "acct",
+            base + "Acct-Status-Type = Stop, Acct-Session-Time = 125, "
+            f"Acct-Delay-Time = {hours * 3_600}",
+        )
+        assert "Received Accounting-Response" in out, out
+    assert await world.balance("alice") == 970_000
+    assert len(await world.cdrs_of("alice")) == 1
+
+
+async def test_a_detail_file_replayed_a_day_later_moves_no_money(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 1_000_000)
+    base = 'User-Name = "alice", Acct-Session-Id = "call-10", Called-Station-Id = "442071234567", '
+    records = (
+        "Acct-Status-Type = Start",
+        "Acct-Status-Type = Interim-Update, Acct-Session-Time = 60",
+        "Acct-Status-Type = Stop, Acct-Session-Time = 125",
+    )
+    for attributes in records:
+        _, out = await radclient(server, "acct", base + attributes)
+        assert "Received Accounting-Response" in out, out
+    assert await world.balance("alice") == 970_000
+    # The proxy's detail file, Start to Stop, replayed 30 hours later (the proxy adds the
+    # time the packets waited to Acct-Delay-Time).
+    world.clock.advance(30 * 3_600)
+    await world.other_call_ends()
+    for attributes in records:
+        _, out = await radclient(server, "acct", base + attributes + ", Acct-Delay-Time = 108000")
+        assert "Received Accounting-Response" in out, out
+    assert await world.balance("alice") == 970_000
+    assert len(await world.cdrs_of("alice")) == 1
+
+
+async def test_a_late_start_and_stop_of_an_unseen_call_are_charged_once(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 1_000_000)
+    base = 'User-Name = "alice", Acct-Session-Id = "call-11", Called-Station-Id = "442071234567", '
+    for attributes in (
+        "Acct-Status-Type = Start",
+        "Acct-Status-Type = Stop, Acct-Session-Time = 125",
+    ):
+        _, out = await radclient(server, "acct", base + attributes + ", Acct-Delay-Time = 7200")
+        assert "Received Accounting-Response" in out, out
+    assert await world.balance("alice") == 970_000
+    [(cdr, _)] = await world.cdrs()
+    assert "no_start" in cdr.flags and cdr.duration_s == 125
+
+
+async def test_a_late_stop_after_the_reaper_moves_no_money(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 1_000_000)
+    base = 'User-Name = "alice", Acct-Session-Id = "call-9", Called-Station-Id = "442071234567", '
+    for attributes in (
+        "Acct-Status-Type = Start",
+        "Acct-Status-Type = Interim-Update, Acct-Session-Time = 60",
+    ):
+        _, out = await radclient(server, "acct", base + attributes)
+        assert "Received Accounting-Response" in out, out
+    world.clock.advance(4 * 3_600)
+    assert await world.service.reap() == 1
+    assert await world.balance("alice") == 990_000
+    # The NAS's Stop was lost on the way and comes from its buffer an hour later: the call
+    # was closed (and charged for what it reported) by the reaper; the Stop is answered and
+    # logged, and moves nothing.
+    world.clock.advance(3_600)
+    _, out = await radclient(
+        server,
+        "acct",
+        base + "Acct-Status-Type = Stop, Acct-Session-Time = 900, Acct-Delay-Time = 3600",
+    )
+    assert "Received Accounting-Response" in out, out
+    assert await world.balance("alice") == 990_000
+    [(cdr, _)] = await world.cdrs()
+    assert cdr.kind is CdrKind.REAPED
+    assert metric(server, "ocsd_denials_total", protocol="radius", reason="unknown_session") == 1
+
+
 async def test_authorize_then_account_is_one_session(world: World, server: RadiusServer) -> None:
     await world.topup("alice", 1_000_000)
     conf = 'h323-conf-id = "h323-conf-id=AA BB CC DD"'

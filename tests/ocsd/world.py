@@ -177,6 +177,30 @@ class World:
             await self.store.ack_records(batch)
         return [(Cdr.decode(r.payload), r) for r in self.records_seen if r.kind is RecordKind.CDR]
 
+    async def other_call_ends(self) -> None:
+        """Traffic goes on: another account's call ends (a worker forgets its own recent
+        answers as later calls end, so a late repeat is then answered by the store)."""
+        from ocsd.charging_types import ChargingRequest, RequestType, UnitRequest
+        from ocsd.directory import Candidate
+        from ocsd.master import IdentityKind
+
+        await self.service.handle(
+            ChargingRequest(
+                session_id=f"other-{uuid.uuid4().hex[:8]}",
+                request_number=1,
+                request_type=RequestType.TERMINATE,
+                protocol="test",
+                peer="switch-2",
+                identities=(Candidate(IdentityKind.USERNAME, "bob"),),
+                called="442071234567",
+                units=(UnitRequest(used_s=30),),
+            )
+        )
+
+    async def cdrs_of(self, account_id: str) -> list[Cdr]:
+        """The CDRs of one account queued so far."""
+        return [cdr for cdr, _ in await self.cdrs() if cdr.account_id == account_id]
+
     def new_service(self) -> ChargingService:
         """Another worker on the same store."""
         return ChargingService(
