@@ -52,6 +52,7 @@ from ocsd.charging_types import (
     RequestType,
     UnitRequest,
 )
+from ocsd.deadline import DeadlineWatch
 from ocsd.directory import Candidate
 from ocsd.logs import get_logger
 from ocsd.master import IdentityKind
@@ -312,6 +313,8 @@ class RadiusServer:
         self.route_avpairs: Callable[[Any, int], list[str]] | None = None
         """Set when routing is on: the Cisco-AVPair values that carry a grant's routes."""
         self._loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()
+        self._requests = DeadlineWatch(self._loop, settings.answer_deadline_s)
+        """The requests being answered, each dropped once ``answer_deadline_s`` has passed."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -319,6 +322,7 @@ class RadiusServer:
         """Bind the configured ports."""
         # Kept: in CPython 3.11 each get_running_loop() costs a getpid() system call.
         loop = self._loop = asyncio.get_running_loop()
+        self._requests = DeadlineWatch(loop, self.settings.answer_deadline_s)
         for kind, port in (("auth", self.settings.auth_port), ("acct", self.settings.acct_port)):
             if not port:
                 continue
@@ -344,13 +348,15 @@ class RadiusServer:
 
     async def drain(self, deadline_s: float) -> None:
         """Wait for requests in flight, then cancel the rest."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=deadline_s)
+        tasks = {*self._tasks, *self._requests}
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=deadline_s)
             for task in pending:
                 task.cancel()
 
     async def close(self) -> None:
         """Close the sockets."""
+        self._requests.close()
         for transport in self._transports:
             transport.close()
         self._transports.clear()
@@ -424,9 +430,9 @@ class RadiusServer:
             return
         self._remember(key, None, now)
         self._in_flight += 1
-        task = self._loop.create_task(self._answer(transport, client, host, packet, addr, key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._requests.add(
+            self._loop.create_task(self._answer(transport, client, host, packet, addr, key))
+        )
 
     def _remember(self, key: tuple[Any, ...], reply: bytes | None, now: float) -> None:
         replies = self._replies
@@ -456,14 +462,13 @@ class RadiusServer:
             reply: bytes | None
             if packet.code is Code.STATUS_SERVER:
                 reply, result = encode_reply(packet, Code.ACCESS_ACCEPT, (), client.secret), "ok"
+            elif packet.code is Code.ACCESS_REQUEST:
+                reply, result = await self._access(client, host, packet)
             else:
-                # asyncio.timeout, not wait_for: no extra task per request.
-                async with asyncio.timeout(self.settings.answer_deadline_s):
-                    if packet.code is Code.ACCESS_REQUEST:
-                        reply, result = await self._access(client, host, packet)
-                    else:
-                        reply, result = await self._accounting(client, host, packet)
-        except TimeoutError:
+                reply, result = await self._accounting(client, host, packet)
+        except asyncio.CancelledError as exc:
+            if not self._requests.absorb(exc):
+                raise
             self._replies.pop(key, None)
             self._drop("deadline", host)
             return
