@@ -647,29 +647,31 @@ class RadiusServer:
             "calling": view.calling_station_id,
             "called": view.called_station_id,
             "caller_ip": view.h323_remote_address or "",
-            "extra": {
-                **_extra(view.user_name, view.session_id, view.h323_conf_id, host),
-                **_route_report(view.cisco_avpairs),
-            },
+            "extra": _extra(
+                view.user_name, view.session_id, view.h323_conf_id, host, view.cisco_avpairs
+            ),
         }
         if status is AcctStatusType.START:
             answer = connect if connect is not None else event
+            opening = not self.service.has_session(key)
             request = ChargingRequest(
                 request_number=1,
-                request_type=RequestType.UPDATE,
+                request_type=RequestType.INITIAL if opening else RequestType.UPDATE,
                 answer_time=answer,
                 event_time=answer,
                 units=(UnitRequest(total_used_s=0),),
                 **common,
             )
-            if self.service.has_session(key):
-                outcome = await self.service.handle(request)
-            else:
+            outcome = await self.service.handle(request)
+            if (
+                opening
+                and isinstance(outcome, Denial)
+                and outcome.code is DenialCode.INVALID_REQUEST
+            ):
+                # Opened elsewhere (another worker, or an authorization this worker forgot).
                 outcome = await self.service.handle(
-                    ChargingRequest(**{**_fields(request), "request_type": RequestType.INITIAL})
+                    ChargingRequest(**{**_fields(request), "request_type": RequestType.UPDATE})
                 )
-                if isinstance(outcome, Denial) and outcome.code is DenialCode.INVALID_REQUEST:
-                    outcome = await self.service.handle(request)
             return await self._after_hold(outcome, ok, key, client, host, view)
         if status is AcctStatusType.INTERIM_UPDATE:
             used = total or 0
@@ -815,7 +817,11 @@ class RadiusServer:
 
 
 def _extra(
-    user_name: str | None, acct_session_id: str | None, conf_id: str | None, host: str
+    user_name: str | None,
+    acct_session_id: str | None,
+    conf_id: str | None,
+    host: str,
+    avpairs: dict[str, str] | None = None,
 ) -> dict[str, str]:
     extra = {"nas_address": host}
     if user_name:
@@ -824,6 +830,8 @@ def _extra(
         extra["acct_session_id"] = acct_session_id
     if conf_id:
         extra["h323_conf_id"] = conf_id
+    if avpairs:
+        extra.update(_route_report(avpairs))
     return extra
 
 
