@@ -69,6 +69,18 @@ from rating.plan import BundlePeriod
 log = get_logger("charging")
 
 STATE_VERSION = 1
+_PACKER = msgpack.Packer(use_bin_type=True, autoreset=True)
+"""One packer for the call path: ``msgpack.packb`` builds a Packer (and its 256 KiB buffer)
+per call, several times per request. Packing plain values runs in C without releasing the
+GIL, so the shared packer is never used by two threads at once."""
+
+
+def _pack(value: Any) -> bytes:
+    """``msgpack.packb(value, use_bin_type=True)``, the same octets, without a new Packer."""
+    packed: bytes = _PACKER.pack(value)
+    return packed
+
+
 _PERIOD_CACHE: dict[tuple[str, int], tuple[str, str]] = {}
 EVENT_TIME_TOLERANCE_S = 86_400
 """An Event-Timestamp further than this from the clock is not trusted for rating."""
@@ -194,7 +206,7 @@ class SessionView:
 
     def encode(self) -> bytes:
         """The session state kept by the store."""
-        packed: bytes = msgpack.packb(
+        return _pack(
             [
                 STATE_VERSION,
                 self.session_id,
@@ -225,10 +237,8 @@ class SessionView:
                 },
                 self.extra,
                 self.answer_ms,
-            ],
-            use_bin_type=True,
+            ]
         )
-        return packed
 
     def _cached_price_state(self) -> list[Any]:
         if self._price_state is None:
@@ -522,7 +532,7 @@ class ChargingService:
 
     @staticmethod
     def _context(wants: Sequence[_Want]) -> bytes:
-        packed: bytes = msgpack.packb(
+        return _pack(
             [
                 [
                     w.key,
@@ -534,10 +544,8 @@ class ChargingService:
                     w.bundle_s,
                 ]
                 for w in wants
-            ],
-            use_bin_type=True,
+            ]
         )
-        return packed
 
     @staticmethod
     def _wants_from_context(context: bytes) -> list[_Want]:
@@ -1070,7 +1078,7 @@ class ChargingService:
             debit_micros=charge,
             require_funds=False,
             record=cdr.encode(),
-            context=msgpack.packb([charge], use_bin_type=True),
+            context=_pack([charge]),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
         result = await self._step(step)
@@ -1153,7 +1161,7 @@ class ChargingService:
         bundle_used: tuple[tuple[str, str, int], ...] = ()
         if view.price.bundle is not None and period is not None and cdr.bundle_s:
             bundle_used = ((view.price.bundle.bundle_id, period, cdr.bundle_s),)
-        context: bytes = msgpack.packb([charge, cdr.duration_s], use_bin_type=True)
+        context = _pack([charge, cdr.duration_s])
         step = Step(
             kind=StepKind.CLOSE,
             account_id=view.account_id,
@@ -1306,7 +1314,7 @@ class ChargingService:
             debit_micros=debit,
             require_funds=True,
             record=cdr.encode(),
-            context=msgpack.packb([debit], use_bin_type=True),
+            context=_pack([debit]),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
         result = await self._step(step)

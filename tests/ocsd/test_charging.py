@@ -9,9 +9,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cdr_writer.record import CdrKind
+from ocsd.charging import _pack
 from ocsd.charging_types import (
     ChargingRequest,
     Denial,
@@ -330,3 +334,27 @@ def test_spend_periods_follow_the_accounts_midnight_across_dst() -> None:
     assert periods(None, directory, "Europe/London", before) == ("2026-10-24", "2026-10")  # type: ignore[arg-type]
     assert periods(None, directory, "Europe/London", after) == ("2026-10-25", "2026-10")  # type: ignore[arg-type]
     assert periods(None, directory, "Europe/London", end) == ("2026-10-25", "2026-10")  # type: ignore[arg-type]
+
+
+msgpack_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.text()
+    | st.binary(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(msgpack_values)
+def test_the_shared_packer_writes_what_packb_writes(value: object) -> None:
+    assert _pack(value) == msgpack.packb(value, use_bin_type=True)
+
+
+def test_a_value_the_packer_refuses_leaves_nothing_behind() -> None:
+    with pytest.raises(TypeError):
+        _pack([1, object()])
+    assert _pack([2]) == msgpack.packb([2], use_bin_type=True)
