@@ -70,6 +70,18 @@ from rating.plan import BundlePeriod
 log = get_logger("charging")
 
 STATE_VERSION = 1
+_PACKER = msgpack.Packer(use_bin_type=True, autoreset=True)
+"""One packer for the call path: ``msgpack.packb`` builds a Packer (and its 256 KiB buffer)
+per call, several times per request. Packing plain values runs in C without releasing the
+GIL, so the shared packer is never used by two threads at once."""
+
+
+def _pack(value: Any) -> bytes:
+    """``msgpack.packb(value, use_bin_type=True)``, the same octets, without a new Packer."""
+    packed: bytes = _PACKER.pack(value)
+    return packed
+
+
 _PERIOD_CACHE: dict[tuple[str, int], tuple[str, str]] = {}
 EVENT_TIME_TOLERANCE_S = 86_400
 """An Event-Timestamp further than this from the clock is not trusted for rating."""
@@ -209,7 +221,7 @@ class SessionView:
 
     def encode(self) -> bytes:
         """The session state kept by the store."""
-        packed: bytes = msgpack.packb(
+        return _pack(
             [
                 STATE_VERSION,
                 self.session_id,
@@ -240,10 +252,8 @@ class SessionView:
                 },
                 self.extra,
                 self.answer_ms,
-            ],
-            use_bin_type=True,
+            ]
         )
-        return packed
 
     def _cached_price_state(self) -> list[Any]:
         if self._price_state is None:
@@ -540,7 +550,7 @@ class ChargingService:
 
     @staticmethod
     def _context(wants: Sequence[_Want]) -> bytes:
-        packed: bytes = msgpack.packb(
+        return _pack(
             [
                 [
                     w.key,
@@ -552,10 +562,8 @@ class ChargingService:
                     w.bundle_s,
                 ]
                 for w in wants
-            ],
-            use_bin_type=True,
+            ]
         )
-        return packed
 
     @staticmethod
     def _wants_from_context(context: bytes) -> list[_Want]:
@@ -1091,7 +1099,7 @@ class ChargingService:
             debit_micros=charge,
             require_funds=False,
             record=cdr.encode(),
-            context=msgpack.packb([charge], use_bin_type=True),
+            context=_pack([charge]),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
             closed_ttl_ms=self.settings.closed_horizon_s * 1000,
             orphan_stop=True,
@@ -1208,7 +1216,7 @@ class ChargingService:
         if view.price.bundle is not None and period is not None and cdr.bundle_s:
             bundle_used = ((view.price.bundle.bundle_id, period, cdr.bundle_s),)
         ended: list[int] = [charge, cdr.duration_s, 1] if by_ocsd else [charge, cdr.duration_s]
-        context: bytes = msgpack.packb(ended, use_bin_type=True)
+        context = _pack(ended)
         step = Step(
             kind=StepKind.CLOSE,
             account_id=view.account_id,
@@ -1373,7 +1381,7 @@ class ChargingService:
             debit_micros=debit,
             require_funds=True,
             record=cdr.encode(),
-            context=msgpack.packb([debit], use_bin_type=True),
+            context=_pack([debit]),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
         result = await self._step(step)

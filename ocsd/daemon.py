@@ -476,10 +476,7 @@ class Server:
             routing=self.routing,
             fraud=self.fraud,
         )
-        metrics = self.metrics
-        self.service.observe_store = lambda kind, seconds: metrics.child(
-            metrics.store_latency, kind
-        ).observe(seconds)
+        self.service.observe_store = self.metrics.observe_store
         reuse = self.worker > 0
         if config.radius.enabled:
             self.radius = RadiusServer(config.radius, self.service, self.metrics)
@@ -577,6 +574,7 @@ class Server:
             await self.control.close()
         if self.store is not None:
             await self.store.close()
+        self.metrics.flush()
         log.info("stopped", seconds=round(time.monotonic() - started, 3))
 
     def handle_exit(self, signum: int) -> None:

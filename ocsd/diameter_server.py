@@ -45,6 +45,7 @@ from ocsd.charging_types import (
     UnitGrant,
     UnitRequest,
 )
+from ocsd.deadline import DeadlineWatch
 from ocsd.directory import Candidate
 from ocsd.logs import get_logger
 from ocsd.master import IdentityKind
@@ -667,9 +668,7 @@ class _Connection(asyncio.Protocol):
             )
             return
         self.in_flight += 1
-        task = server.loop.create_task(self._answer(message))
-        server.tasks.add(task)
-        task.add_done_callback(server.tasks.discard)
+        server.tasks.add(server.loop.create_task(self._answer(message)))
 
     async def _answer(self, message: Message) -> None:
         server = self.server
@@ -694,12 +693,16 @@ class _Connection(asyncio.Protocol):
                 )
             command = f"ccr_{ccr.request_type.name.split('_')[0].lower()}"
             try:
-                # asyncio.timeout, not wait_for: no extra task per request.
-                async with asyncio.timeout(server.settings.request_deadline_s):
+                try:
                     outcome = await server.service.handle(charging_request(ccr, self.address))
+                except asyncio.CancelledError as exc:
+                    if not server.tasks.absorb(exc):
+                        raise
+                    outcome = Denial(DenialCode.SERVICE_UNAVAILABLE, "answer deadline passed")
                 answer = server.answerer.answer(ccr, outcome)
                 encoded = encode_cca(ccr, answer, server.identity)
             except TimeoutError:
+                # Not the deadline (that is a cancellation): a timeout inside the service.
                 outcome = Denial(DenialCode.SERVICE_UNAVAILABLE, "answer deadline passed")
                 answer = server.answerer.answer(ccr, outcome)
                 encoded = encode_cca(ccr, answer, server.identity)
@@ -792,9 +795,10 @@ class DiameterServer:
         self.end_to_end_ids = EndToEndIdGenerator(time.time(), random.Random())
         self.connections: set[_Connection] = set()
         self.by_host: dict[str, _Connection] = {}
-        self.tasks: set[asyncio.Task[Any]] = set()
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()
+        self.tasks = DeadlineWatch(self.loop, settings.request_deadline_s)
+        """The CCRs being answered, each answered 3004 once ``request_deadline_s`` has passed."""
         self._server: asyncio.AbstractServer | None = None
         self.address: tuple[str, int] | None = None
 
@@ -823,6 +827,7 @@ class DiameterServer:
         self.settings = settings
         self.peer_config = peer_config
         self.answerer = answerer
+        self.tasks.deadline_s = settings.request_deadline_s
 
     def now(self) -> float:
         """The loop clock the peers' timers run on."""
@@ -832,6 +837,7 @@ class DiameterServer:
         """Listen."""
         # Kept: in CPython 3.11 each get_running_loop() costs a getpid() system call.
         loop = self.loop = asyncio.get_running_loop()
+        self.tasks = DeadlineWatch(loop, self.settings.request_deadline_s)
         self._server = await loop.create_server(
             lambda: _Connection(self),
             self.settings.listen,
@@ -887,6 +893,7 @@ class DiameterServer:
 
     async def close(self) -> None:
         """Close every transport."""
+        self.tasks.close()
         for connection in list(self.connections):
             if connection.transport is not None:
                 connection.transport.close()

@@ -54,6 +54,7 @@ from ocsd.charging_types import (
     RequestType,
     UnitRequest,
 )
+from ocsd.deadline import DeadlineWatch
 from ocsd.directory import Candidate
 from ocsd.logs import get_logger
 from ocsd.master import IdentityKind
@@ -327,6 +328,8 @@ class RadiusServer:
         self.route_avpairs: Callable[[Any, int], list[str]] | None = None
         """Set when routing is on: the Cisco-AVPair values that carry a grant's routes."""
         self._loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()
+        self._requests = DeadlineWatch(self._loop, settings.answer_deadline_s)
+        """The requests being answered, each dropped once ``answer_deadline_s`` has passed."""
 
     def reconfigure(self, settings: RadiusSettings) -> None:
         """Take new settings (on reload): clients, secrets, limits and reply options apply
@@ -342,6 +345,7 @@ class RadiusServer:
         """Bind the configured ports."""
         # Kept: in CPython 3.11 each get_running_loop() costs a getpid() system call.
         loop = self._loop = asyncio.get_running_loop()
+        self._requests = DeadlineWatch(loop, self.settings.answer_deadline_s)
         for kind, port in (("auth", self.settings.auth_port), ("acct", self.settings.acct_port)):
             if not port:
                 continue
@@ -367,13 +371,15 @@ class RadiusServer:
 
     async def drain(self, deadline_s: float) -> None:
         """Wait for requests in flight, then cancel the rest."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=deadline_s)
+        tasks = {*self._tasks, *self._requests}
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=deadline_s)
             for task in pending:
                 task.cancel()
 
     async def close(self) -> None:
         """Close the sockets."""
+        self._requests.close()
         for transport in self._transports:
             transport.close()
         self._transports.clear()
@@ -447,9 +453,9 @@ class RadiusServer:
             return
         self._remember(key, None, now)
         self._in_flight += 1
-        task = self._loop.create_task(self._answer(transport, client, host, packet, addr, key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._requests.add(
+            self._loop.create_task(self._answer(transport, client, host, packet, addr, key))
+        )
 
     def _remember(self, key: tuple[Any, ...], reply: bytes | None, now: float) -> None:
         replies = self._replies
@@ -479,14 +485,13 @@ class RadiusServer:
             reply: bytes | None
             if packet.code is Code.STATUS_SERVER:
                 reply, result = encode_reply(packet, Code.ACCESS_ACCEPT, (), client.secret), "ok"
+            elif packet.code is Code.ACCESS_REQUEST:
+                reply, result = await self._access(client, host, packet)
             else:
-                # asyncio.timeout, not wait_for: no extra task per request.
-                async with asyncio.timeout(self.settings.answer_deadline_s):
-                    if packet.code is Code.ACCESS_REQUEST:
-                        reply, result = await self._access(client, host, packet)
-                    else:
-                        reply, result = await self._accounting(client, host, packet)
-        except TimeoutError:
+                reply, result = await self._accounting(client, host, packet)
+        except asyncio.CancelledError as exc:
+            if not self._requests.absorb(exc):
+                raise
             self._replies.pop(key, None)
             self._drop("deadline", host)
             return
@@ -670,40 +675,45 @@ class RadiusServer:
             "calling": view.calling_station_id,
             "called": view.called_station_id,
             "caller_ip": view.h323_remote_address or "",
-            "extra": {
-                **_extra(view.user_name, view.session_id, view.h323_conf_id, host),
-                **_route_report(view.cisco_avpairs),
-            },
+            "extra": _extra(
+                view.user_name, view.session_id, view.h323_conf_id, host, view.cisco_avpairs
+            ),
         }
         if status is AcctStatusType.START:
             answer = connect if connect is not None else event
+            opening = not self.service.has_session(key)
             request = ChargingRequest(
                 request_number=1,
-                request_type=RequestType.UPDATE,
+                request_type=RequestType.INITIAL if opening else RequestType.UPDATE,
                 answer_time=answer,
                 event_time=answer,
                 units=(UnitRequest(total_used_s=0),),
                 **common,
             )
-            late = (view.delay_time_s or 0) >= self.service.settings.duplicate_window_s
-            if late and not self.service.has_session(key):
+            late = opening and (view.delay_time_s or 0) >= self.service.settings.duplicate_window_s
+            if late:
                 # Replayed from a NAS buffer or a proxy's detail file: it continues a session
                 # still open but opens none, since the call may have been charged and closed
                 # since (its Stop then finds the closed marker); a Stop alone is charged.
-                outcome = await self.service.handle(request)
+                outcome = await self.service.handle(
+                    ChargingRequest(**{**_fields(request), "request_type": RequestType.UPDATE})
+                )
                 if isinstance(outcome, Denial) and outcome.code is DenialCode.UNKNOWN_SESSION:
                     log.info(
                         "late start opens no session", session_id=key, delay_s=view.delay_time_s
                     )
                     return ok, "late_start"
-            elif self.service.has_session(key):
-                outcome = await self.service.handle(request)
             else:
-                outcome = await self.service.handle(
-                    ChargingRequest(**{**_fields(request), "request_type": RequestType.INITIAL})
-                )
-                if isinstance(outcome, Denial) and outcome.code is DenialCode.INVALID_REQUEST:
-                    outcome = await self.service.handle(request)
+                outcome = await self.service.handle(request)
+                if (
+                    opening
+                    and isinstance(outcome, Denial)
+                    and outcome.code is DenialCode.INVALID_REQUEST
+                ):
+                    # Opened elsewhere (another worker, or an authorization this worker forgot).
+                    outcome = await self.service.handle(
+                        ChargingRequest(**{**_fields(request), "request_type": RequestType.UPDATE})
+                    )
             return await self._after_hold(outcome, ok, key, client, host, view)
         if status is AcctStatusType.INTERIM_UPDATE:
             used = total or 0
@@ -849,7 +859,11 @@ class RadiusServer:
 
 
 def _extra(
-    user_name: str | None, acct_session_id: str | None, conf_id: str | None, host: str
+    user_name: str | None,
+    acct_session_id: str | None,
+    conf_id: str | None,
+    host: str,
+    avpairs: dict[str, str] | None = None,
 ) -> dict[str, str]:
     extra = {"nas_address": host}
     if user_name:
@@ -858,6 +872,8 @@ def _extra(
         extra["acct_session_id"] = acct_session_id
     if conf_id:
         extra["h323_conf_id"] = conf_id
+    if avpairs:
+        extra.update(_route_report(avpairs))
     return extra
 
 

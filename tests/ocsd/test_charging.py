@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cdr_writer.record import CdrKind
-from ocsd.charging import ChargingSettings
+from ocsd.charging import ChargingSettings, _pack
 from ocsd.charging_types import (
     ChargingRequest,
     Denial,
@@ -466,3 +469,27 @@ async def test_a_late_stop_on_the_worker_that_still_holds_a_session_another_reap
     assert isinstance(late, Denial) and late.message == "session already closed"
     assert await world.balance("alice") == 990_000
     assert len(await world.cdrs()) == 1
+
+
+msgpack_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.text()
+    | st.binary(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(msgpack_values)
+def test_the_shared_packer_writes_what_packb_writes(value: object) -> None:
+    assert _pack(value) == msgpack.packb(value, use_bin_type=True)
+
+
+def test_a_value_the_packer_refuses_leaves_nothing_behind() -> None:
+    with pytest.raises(TypeError):
+        _pack([1, object()])
+    assert _pack([2]) == msgpack.packb([2], use_bin_type=True)

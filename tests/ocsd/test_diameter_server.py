@@ -381,3 +381,37 @@ def test_answers_decode_in_python_diameter() -> None:
     mscc = parsed.multiple_services_credit_control[0]
     assert mscc.granted_service_unit.cc_time == 120
     assert mscc.final_unit_indication.final_unit_action == FinalUnitAction.TERMINATE
+
+
+async def test_a_request_past_its_deadline_is_answered_3004(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = DiameterSettings(
+        port=free_port(),
+        peers=(DiameterPeerSettings(CLIENT_HOST, ("127.0.0.1",)),),
+        request_deadline_s=0.05,
+    )
+    diameter = DiameterServer(settings, world.service, Metrics())
+    await diameter.start()
+    assert diameter.address is not None
+    switch = await connect(*diameter.address)
+    handle = world.service.handle
+
+    async def hang_once(request: object) -> object:
+        monkeypatch.setattr(world.service, "handle", handle)
+        await asyncio.sleep(3600)
+        raise AssertionError("not cancelled")
+
+    try:
+        await world.topup("alice", 1_000_000)
+        monkeypatch.setattr(world.service, "handle", hang_once)
+        _, late = await switch.ccr(ccr(INI, 0))
+        assert late.result_code == ResultCode.DIAMETER_TOO_BUSY
+        _, again = await switch.ccr(ccr(INI, 0))
+        assert again.result_code == ResultCode.DIAMETER_SUCCESS
+        assert len(diameter.tasks) == 0
+    finally:
+        await switch.close()
+        diameter.stop_listening()
+        await diameter.drain(2)
+        await diameter.close()

@@ -611,3 +611,36 @@ async def test_tshark_validates_every_reply_of_a_captured_call(
     assert not any(
         severity and int(severity) >= 0x600000 for row in rows for severity in row[3].split(",")
     ), rows
+
+
+async def test_a_request_past_its_deadline_is_dropped_and_the_server_goes_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = RadiusSettings(
+        listen="127.0.0.1",
+        auth_port=0,
+        acct_port=free_udp_port(),
+        clients=(RadiusClientSettings("127.0.0.1/32", SECRET, "nas-1"),),
+        answer_deadline_s=0.05,
+    )
+    radius = RadiusServer(settings, world.service, Metrics(), clock=world.clock)
+    await radius.start()
+    handle = world.service.handle
+
+    async def hang_once(request: object) -> object:
+        monkeypatch.setattr(world.service, "handle", handle)
+        await asyncio.sleep(3600)
+        raise AssertionError("not cancelled")
+
+    try:
+        await world.topup("alice", 100_000)
+        monkeypatch.setattr(world.service, "handle", hang_once)
+        assert await _send_raw(radius, "acct", _accounting(1, "slow")) is None
+        assert metric(radius, "ocsd_drops_total", protocol="radius", reason="deadline") == 1
+        # The NAS retransmits: no longer in progress, it is worked on again and answered.
+        reply = await _send_raw(radius, "acct", _accounting(1, "slow"))
+        assert reply is not None and decode_packet(reply).code is Code.ACCOUNTING_RESPONSE
+    finally:
+        radius.stop_listening()
+        await radius.drain(2)
+        await radius.close()
