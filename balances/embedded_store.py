@@ -510,6 +510,11 @@ class EmbeddedBalanceStore:
         ).fetchall()
         return [_open_session(row) for row in rows]
 
+    async def count_open_sessions(self) -> int:
+        """How many sessions are open."""
+        row = self._db.execute("SELECT COUNT(*) FROM sessions WHERE open = 1").fetchone()
+        return int(row[0])
+
     async def open_sessions(self, limit: int) -> list[OpenSession]:
         """Return up to ``limit`` open sessions, soonest deadline first."""
         rows = self._db.execute(

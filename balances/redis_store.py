@@ -656,6 +656,11 @@ class RedisBalanceStore:
         )
         return [s for s in await self._sessions(found, limit) if s.deadline_ms <= now_ms]
 
+    async def count_open_sessions(self) -> int:
+        """How many sessions are open, over every shard."""
+        counts = await self._calls(("ZCARD", name) for name in self._keys.deadlines)
+        return sum(int(c) for c in counts)
+
     async def open_sessions(self, limit: int) -> list[OpenSession]:
         """Return up to ``limit`` open sessions of every shard, soonest deadline first."""
         if limit <= 0:

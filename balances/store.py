@@ -60,6 +60,9 @@ class BalanceStore(Protocol):
     async def open_sessions(self, limit: int) -> list[OpenSession]:
         """Return up to ``limit`` open sessions, soonest deadline first (every worker's)."""
 
+    async def count_open_sessions(self) -> int:
+        """How many sessions are open (hold money or bundle seconds), every worker's."""
+
     async def read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
         """Return queued records not yet acknowledged (first those this consumer left)."""
 

@@ -254,6 +254,8 @@ class Server:
                     self.metrics.sync_fraud(self.fraud.metrics.samples())
                 if self.service is not None:
                     self.metrics.open_sessions.set(self.service.open_sessions)
+                if self.store is not None and self.worker <= 1:
+                    self.metrics.reservations.set(await self.store.count_open_sessions())
             except Exception as exc:
                 log.debug("metrics export failed", error=str(exc))
 

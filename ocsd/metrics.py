@@ -112,10 +112,19 @@ class Metrics:
             ("operation",),
             registry=r,
         )
+        # With several workers each writes its own value: open sessions and peers add up,
+        # the queue (one for all) is what the latest reader saw.
         self.open_sessions = Gauge(
             "ocsd_open_sessions",
-            "Charging sessions this worker holds in memory.",
+            "Charging sessions the workers hold in memory.",
             registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.reservations = Gauge(
+            "ocsd_reservations",
+            "Open sessions holding money in the balance store (every worker's and node's).",
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.reaped = Counter(
             "ocsd_sessions_reaped",
@@ -126,6 +135,13 @@ class Metrics:
             "ocsd_record_queue_depth",
             "CDR and ledger records waiting to be stored.",
             registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.queue_alarm = Gauge(
+            "ocsd_record_queue_alarm",
+            "1 while the record queue is above the writer's alarm depth.",
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.records_written = Counter(
             "ocsd_records_written",
@@ -138,6 +154,7 @@ class Metrics:
             "Protocol peers by state.",
             ("protocol", "state"),
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.fraud = {
             "ocsd_fraud_decisions_total": Counter(
@@ -223,6 +240,9 @@ class Metrics:
         depth = stats.get("queue_depth")
         if isinstance(depth, int):
             self.queue_depth.set(depth)
+        alarming = stats.get("alarming")
+        if isinstance(alarming, bool):
+            self.queue_alarm.set(int(alarming))
 
     def answered(self, protocol: str, command: str, result: str, seconds: float) -> None:
         """Count one answered request and its latency."""

@@ -906,6 +906,21 @@ async def test_find_session_account(store: BalanceStore) -> None:
     assert await store.find_session_account("s1") is None
 
 
+async def test_open_sessions_of_every_account(store: BalanceStore) -> None:
+    await account(store, "a", balance=1_000)
+    await account(store, "b", balance=1_000)
+    assert await store.count_open_sessions() == 0
+    for n, (acct, deadline) in enumerate([("a", 30), ("b", 10), ("a", 20)]):
+        await store.step(
+            hold(f"s{n}", 0, Hold("v", 5), account_id=acct, new=True, deadline_ms=T0 + deadline)
+        )
+    await store.step(close("s2", 1, 5, account_id="a"))
+    assert await store.count_open_sessions() == 2
+    found = await store.open_sessions(10)
+    assert [(s.account_id, s.session_id) for s in found] == [("b", "s1"), ("a", "s0")]
+    assert [s.session_id for s in await store.open_sessions(1)] == ["s1"]
+
+
 async def test_expired_sessions(store: BalanceStore) -> None:
     await account(store, "a", balance=1_000)
     await account(store, "b", balance=1_000)
