@@ -957,6 +957,8 @@ class ChargingService:
             levels=levels,
             hangup_cause=hangup_cause,
             hangup_side=hangup_side,
+            sip_status=_cause_code(hangup_cause, "SIP;cause="),
+            q850_cause=_cause_code(hangup_cause, "Q.850;cause="),
             flags=tuple(flags),
             trace=rating.trace,
             extra={k: v for k, v in view.extra.items() if k != LEGS_KEY},
@@ -1477,6 +1479,14 @@ def _merge_reports(view: SessionView, request: ChargingRequest) -> None:
         value = request.extra.get(key)
         if value:
             view.extra[key] = value
+
+
+def _cause_code(cause: str, kind: str) -> int:
+    """The number in a hang-up cause of this kind (``SIP;cause=486``, ``Q.850;cause=16``)."""
+    if not cause.startswith(kind):
+        return 0
+    digits = cause[len(kind) :].partition(";")[0]
+    return int(digits) if digits.isdigit() and len(digits) <= 4 else 0
 
 
 def _fields(instance: Any) -> dict[str, Any]:

@@ -271,6 +271,16 @@ class _DisconnectClient(asyncio.DatagramProtocol):
             future.set_result(data)
 
 
+_RELEASE_SIDES: dict[str, str] = {
+    "1": "caller",  # calling party, PSTN side
+    "2": "caller",  # calling party, VoIP side
+    "3": "callee",  # called party, PSTN side
+    "4": "callee",  # called party, VoIP side
+    **{str(n): "switch" for n in range(5, 15)},  # the gateway, its applications, AAA, gatekeeper
+}
+"""Cisco's ``release-source`` (in a Cisco-AVPair of the Stop): who ended the call."""
+
+
 def _networks(
     clients: tuple[RadiusClientSettings, ...],
 ) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, _Client]]:
@@ -562,6 +572,7 @@ class RadiusServer:
             source_ip=host,
             calling=view.calling_station_id,
             called=view.called_station_id,
+            diversion=view.h323_redirect_number or "",
             event_time=now,
             # The switch does not come back before the call ends: grant the whole call.
             units=(
@@ -675,6 +686,7 @@ class RadiusServer:
             "calling": view.calling_station_id,
             "called": view.called_station_id,
             "caller_ip": view.h323_remote_address or "",
+            "diversion": view.h323_redirect_number or "",
             "extra": _extra(
                 view.user_name, view.session_id, view.h323_conf_id, host, view.cisco_avpairs
             ),
@@ -733,6 +745,7 @@ class RadiusServer:
             end_time=disconnect if disconnect is not None else event,
             event_time=connect,
             hangup_cause=cause,
+            hangup_side=_RELEASE_SIDES.get(view.cisco_avpairs.get("release-source", ""), ""),
             **common,
         )
         outcome = await self.service.handle(request)

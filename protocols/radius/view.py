@@ -73,6 +73,7 @@ class AccountingRequest:
     h323_remote_address: str | None = None
     h323_call_origin: str | None = None
     h323_call_type: str | None = None
+    h323_redirect_number: str | None = None
     h323_gw_id: str | None = None
     h323_setup_time: H323Time | None = None
     h323_connect_time: H323Time | None = None
@@ -114,6 +115,7 @@ class AccessRequest:
     h323_call_type: str | None = None
     h323_gw_id: str | None = None
     h323_remote_address: str | None = None
+    h323_redirect_number: str | None = None
     cisco_avpairs: dict[str, str] = field(default_factory=dict)
     raw_unknown: tuple[tuple[int, int, bytes], ...] = ()
     malformed: tuple[str, ...] = ()
@@ -147,6 +149,7 @@ _COMMON: Final[_Spec] = (
     ("h323-call-origin", "h323_call_origin", _H323_TEXT),
     ("h323-call-type", "h323_call_type", _H323_TEXT),
     ("h323-gw-id", "h323_gw_id", _H323_TEXT),
+    ("h323-redirect-number", "h323_redirect_number", _H323_TEXT),
 )
 _ACCOUNTING: Final[_Spec] = (
     *_COMMON,

@@ -493,3 +493,23 @@ def test_a_value_the_packer_refuses_leaves_nothing_behind() -> None:
     with pytest.raises(TypeError):
         _pack([1, object()])
     assert _pack([2]) == msgpack.packb([2], use_bin_type=True)
+
+
+@pytest.mark.parametrize(
+    ("cause", "sip", "q850"),
+    [
+        ("SIP;cause=486", 486, 0),
+        ("Q.850;cause=16", 0, 16),
+        ("Q.850;cause=17;text=busy", 0, 17),
+        ("3GPP;Cause-Code=0", 0, 0),
+        ("RADIUS;Acct-Terminate-Cause=1", 0, 0),
+        ("SIP;cause=", 0, 0),
+        ("", 0, 0),
+    ],
+)
+def test_the_cdr_reads_sip_and_q850_codes_from_the_hang_up_cause(
+    cause: str, sip: int, q850: int
+) -> None:
+    from ocsd.charging import _cause_code
+
+    assert (_cause_code(cause, "SIP;cause="), _cause_code(cause, "Q.850;cause=")) == (sip, q850)

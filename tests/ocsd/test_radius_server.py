@@ -141,12 +141,14 @@ async def test_a_full_call_start_interim_stop(world: World, server: RadiusServer
     base = (
         'User-Name = "alice", Acct-Session-Id = "call-7", Called-Station-Id = "442071234567", '
         'Calling-Station-Id = "441632960001", '
+        'h323-redirect-number = "h323-redirect-number=441632960099", '
     )
     for attributes in (
         "Acct-Status-Type = Start",
         "Acct-Status-Type = Interim-Update, Acct-Session-Time = 60",
         "Acct-Status-Type = Stop, Acct-Session-Time = 125, "
-        'h323-disconnect-cause = "h323-disconnect-cause=10"',
+        'h323-disconnect-cause = "h323-disconnect-cause=10", '
+        'Cisco-AVPair = "release-source=4"',
     ):
         code, out = await radclient(server, "acct", base + attributes)
         assert code == 0 and "Received Accounting-Response" in out, out
@@ -159,7 +161,9 @@ async def test_a_full_call_start_interim_stop(world: World, server: RadiusServer
         180,
         30_000,
     )
-    assert cdr.hangup_cause == "Q.850;cause=16"
+    # Cisco sends the Q.850 cause in hex; release-source 4: the called party hung up.
+    assert (cdr.hangup_cause, cdr.q850_cause, cdr.hangup_side) == ("Q.850;cause=16", 16, "callee")
+    assert cdr.diversion == "441632960099"
     assert cdr.peer == "nas-1" and cdr.protocol == "radius"
     assert record.amount_micros == 30_000
     # A later copy of the Stop (Acct-Delay-Time changed: a new authenticator) moves nothing.
