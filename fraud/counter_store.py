@@ -87,6 +87,7 @@ _KEY_OF = {
     OpKind.SET_TEST: "3",
     OpKind.SET_SIZE: "3",
     OpKind.SET_ADD: "3",
+    OpKind.SET_NEW: "3",
 }
 _CODE = {kind: kind.value for kind in OpKind}
 

@@ -12,7 +12,9 @@ Counters:
   ids, each with an expiry so a call whose end is never reported leaves by itself; the answer
   is the number of live calls (``LIVE_COUNT`` adds ``add`` to it and changes nothing);
 - sets (``SET_TEST``, ``SET_SIZE``, ``SET_ADD``): the countries an account has called, each
-  remembered for ``window_s`` after the last call to it.
+  remembered for ``window_s`` after the last call to it; ``SET_NEW`` answers 1 when its member
+  is not in the set and the set holds at least ``add`` members (a first call to a country,
+  as a gate), else 0.
 
 Each operation may carry ``trip_at``: the store counts the operations whose value reached it
 (the *gate*) and, when the gate tripped, takes the attempt back out of the live calls. A
@@ -39,6 +41,7 @@ class OpKind(enum.Enum):
     SET_TEST = "S?"
     SET_SIZE = "S#"
     SET_ADD = "S+"
+    SET_NEW = "S!"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class CounterOp:
             return f"{self.name}?{self.member}"
         if self.kind is OpKind.SET_SIZE:
             return f"{self.name}#"
+        if self.kind is OpKind.SET_NEW:
+            return f"{self.name}!{self.member}"
         return self.name
 
 
