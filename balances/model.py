@@ -15,6 +15,7 @@ milliseconds passed in by the caller (the store never reads a clock of its own).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 NO_LIMIT = -1
@@ -98,6 +99,8 @@ class StepStatus(enum.Enum):
     STALE = "stale"
     """The caller's view of the session is out of date; ``session_state`` is the current one."""
     UNKNOWN_SESSION = "unknown_session"
+    GATED = "gated"
+    """The gate folded in front of the step tripped: the step did nothing; ``gate`` says why."""
 
 
 class DenyReason(enum.Enum):
@@ -144,6 +147,19 @@ class BundleHold:
     keep_s: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StepGate:
+    """A check folded into a HOLD step's atomic operation, in front of it (Redis only).
+
+    The store runs the gate function it was built with on these keys and arguments first; the
+    hold runs only when the gate's reply starts with 0 (nothing tripped). The keys must share
+    the account's hash slot (the store checks the tag), so the step still touches one slot.
+    """
+
+    keys: Sequence[str]
+    args: Sequence[str | int | bytes]
+
+
 @dataclass(slots=True)
 class Step:
     """One atomic operation on an account; see ``StepKind``."""
@@ -177,6 +193,8 @@ class Step:
     """Kept with the result so that a duplicate can rebuild the original answer."""
     tombstone_ttl_ms: int = 600_000
     """How long a closed session remembers its last result for duplicates."""
+    gate: StepGate | None = None
+    """HOLD: a check to run first, in the same atomic step (see ``StepGate``)."""
 
 
 @dataclass(slots=True)
@@ -198,6 +216,8 @@ class StepResult:
     session_state: bytes = b""
     """For STALE: the session's current state; for HOLD/CLOSE duplicates: the state kept."""
     version: int = -1
+    gate: Sequence[int] = ()
+    """The reply of the step's gate, when it had one (whether it tripped or not)."""
 
 
 @dataclass(frozen=True, slots=True)
