@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class OpKind(enum.Enum):
@@ -131,6 +131,14 @@ class CounterStore(Protocol):
         """Release connections (the embedded store writes its state)."""
 
 
+@runtime_checkable
+class FoldingCounterStore(Protocol):
+    """A counter store whose step another script on the same server can run (Redis)."""
+
+    def fold(self, plan: CounterPlan) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the plan's step, for the folding script."""
+
+
 def read_only(plan: CounterPlan) -> CounterPlan:
     """The plan with every change removed: windows add nothing, live and set ops only read."""
     ops: list[CounterOp] = []
@@ -169,6 +177,7 @@ __all__ = [
     "CounterStore",
     "CounterStoreUnavailable",
     "CounterValues",
+    "FoldingCounterStore",
     "OpKind",
     "read_only",
 ]
