@@ -41,6 +41,7 @@ from ocsd.diameter_server import DiameterServer, raw_avps
 from ocsd.directory import Directory
 from ocsd.fraud_setup import (
     RecordsFraudActions,
+    fraud_folds,
     load_fraud_engine,
     open_counter_store,
     refresh_fraud_engine,
@@ -411,6 +412,7 @@ class Server:
             node=config.node,
             routing=self.routing,
             fraud=self.fraud,
+            fold_fraud=fraud_folds(self.store, self.fraud),
         )
         metrics = self.metrics
         self.service.observe_store = lambda kind, seconds: metrics.child(
