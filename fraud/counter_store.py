@@ -81,17 +81,17 @@ def _groups(plan: CounterPlan) -> list[str]:
 
 
 _KEY_OF = {
-    OpKind.WINDOW: "1",
-    OpKind.LIVE_ADD: "2",
-    OpKind.LIVE_TOUCH: "2",
-    OpKind.LIVE_REMOVE: "2",
-    OpKind.LIVE_COUNT: "2",
-    OpKind.SET_TEST: "3",
-    OpKind.SET_SIZE: "3",
-    OpKind.SET_ADD: "3",
-    OpKind.SET_NEW: "3",
+    OpKind.WINDOW.value: "1|",
+    OpKind.LIVE_ADD.value: "2|",
+    OpKind.LIVE_TOUCH.value: "2|",
+    OpKind.LIVE_REMOVE.value: "2|",
+    OpKind.LIVE_COUNT.value: "2|",
+    OpKind.SET_TEST.value: "3|",
+    OpKind.SET_SIZE.value: "3|",
+    OpKind.SET_ADD.value: "3|",
+    OpKind.SET_NEW.value: "3|",
 }
-_CODE = {kind: kind.value for kind in OpKind}
+"""The key of each kind of operation (by its code), among the plan's first three."""
 
 
 def plan_args(plan: CounterPlan) -> list[Any]:
@@ -100,14 +100,14 @@ def plan_args(plan: CounterPlan) -> list[Any]:
     groups = _groups(plan)
     args: list[Any] = [plan.now_ms, plan.buckets, len(plan.ops)]
     append = args.append
+    key_of = _KEY_OF
     for op in plan.ops:
-        kind = op.kind
+        code = op.code
         if op.group:
-            key = str(4 + groups.index(op.group))
+            key = f"{4 + groups.index(op.group)}|"
         else:
-            key = _KEY_OF[kind]
-        arg = op.name if kind is OpKind.WINDOW else op.member
-        append(f"{_CODE[kind]}|{key}|{op.window_s * 1000}|{op.add}|{op.trip_at}|{arg}")
+            key = key_of[code]
+        append(f"{code}|{key}{op.spec}")
     return args
 
 

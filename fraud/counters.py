@@ -60,17 +60,29 @@ class CounterOp:
     group: str = ""
     """Windows only: ``""`` for the account's own, else the destination country they belong
     to (a store may keep each country's windows apart, to expire them on their own)."""
+    label: str = field(init=False, repr=False, compare=False)
+    """The key of this operation's value in ``CounterValues``."""
+    code: str = field(init=False, repr=False, compare=False)
+    """The kind's code (``kind.value``)."""
+    spec: str = field(init=False, repr=False, compare=False)
+    """``window_ms|add|trip_at|arg`` (arg: the name of a window, else the member): the
+    operation as the Redis script reads it. These three are worked out once: most operations
+    come from plans the engine keeps, and every check reads them."""
 
-    @property
-    def label(self) -> str:
-        """The key of this operation's value in ``CounterValues``."""
-        if self.kind in (OpKind.SET_TEST, OpKind.SET_ADD):
-            return f"{self.name}?{self.member}"
-        if self.kind is OpKind.SET_SIZE:
-            return f"{self.name}#"
-        if self.kind is OpKind.SET_NEW:
-            return f"{self.name}!{self.member}"
-        return self.name
+    def __post_init__(self) -> None:
+        kind = self.kind
+        if kind is OpKind.SET_TEST or kind is OpKind.SET_ADD:
+            label = f"{self.name}?{self.member}"
+        elif kind is OpKind.SET_SIZE:
+            label = f"{self.name}#"
+        elif kind is OpKind.SET_NEW:
+            label = f"{self.name}!{self.member}"
+        else:
+            label = self.name
+        arg = self.name if kind is OpKind.WINDOW else self.member
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "code", kind.value)
+        object.__setattr__(self, "spec", f"{self.window_s * 1000}|{self.add}|{self.trip_at}|{arg}")
 
 
 @dataclass(frozen=True, slots=True)

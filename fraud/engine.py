@@ -332,14 +332,16 @@ class FraudEngine:
         """The verdict of the lists alone (no counters)."""
         return self.check(attempt, None)
 
-    def attempt_plan(self, attempt: CallAttempt) -> CounterPlan | None:
-        """The counter operations an attempt needs (None: no counter rule is enabled)."""
+    def attempt_plan(self, attempt: CallAttempt, country: str | None = None) -> CounterPlan | None:
+        """The counter operations an attempt needs (None: no counter rule is enabled);
+        ``country``, the destination's if known (a verdict's), saves looking it up again."""
         if not self.enabled:
             return None
         program = self._program(attempt.account_id)
         if not program.uses_counters:
             return None
-        country = country_of(attempt.called)
+        if country is None:
+            country = country_of(attempt.called)
         ops = program.for_country(country, self.countries_ttl_s)
         gate = program.new_country_gate
         if gate >= 0:

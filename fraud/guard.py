@@ -83,6 +83,8 @@ class FraudGuard:
         self.max_background = max_background
         self.clock = clock
         self._tasks: set[asyncio.Task[object]] = set()
+        # Worked out once: a runtime protocol check costs more than the rest of ``screen``.
+        self._fold = store.fold if isinstance(store, FoldingCounterStore) else None
 
     @property
     def engine(self) -> FraudEngine:
@@ -103,19 +105,17 @@ class FraudGuard:
     @property
     def folds(self) -> bool:
         """Whether the counter store's step can be folded into another script."""
-        return isinstance(self.store, FoldingCounterStore)
+        return self._fold is not None
 
     def screen(self, attempt: CallAttempt, *, fold: bool = False) -> PendingCheck:
         """The lists' verdict and the counter step still to run; with ``fold``, also that
         step's keys and arguments when the store can be folded and there is a step to run."""
         engine = self._engine
         verdict = engine.screen(attempt)
-        plan = None if verdict.refused else engine.attempt_plan(attempt)
+        plan = None if verdict.refused else engine.attempt_plan(attempt, verdict.country)
         folded = None
-        if fold and plan is not None and plan.ops:
-            store = self.store
-            if isinstance(store, FoldingCounterStore):
-                folded = store.fold(plan)
+        if fold and plan is not None and plan.ops and self._fold is not None:
+            folded = self._fold(plan)
         return PendingCheck(engine, attempt, verdict, plan, folded)
 
     async def complete(self, pending: PendingCheck) -> Verdict:
