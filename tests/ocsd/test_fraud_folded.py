@@ -375,3 +375,26 @@ async def test_redis_down_answers_as_the_counter_failure_policy_says(
     assert answers[0] == answers[1]
     expected = "fraud_suspected" if policy == "refuse" else "service_unavailable"
     assert answers[0][0] == expected
+
+
+async def test_a_refusal_the_gate_missed_ends_the_session_it_opened(
+    nodes: list[Node], tmp_path: Path
+) -> None:
+    node = await open_node(tmp_path, rules(new_country=NewCountryRule(True, 1, REFUSE_ALERT)))
+    nodes.append(node)
+    # Take the new-country rule out of the gate, as a gate that disagreed with the verdict.
+    node.guard.engine._default.new_country_gate = -1
+    assert isinstance(await node.service.handle(initial("s1", UK)), Grant)
+    node.world.clock.advance(30)
+    assert isinstance(await node.service.handle(terminate("s1", 30)), Grant)
+    await node.guard.settle()
+    held, balance = await node.held("alice"), await node.world.balance("alice")
+    refused = await node.service.handle(initial("s2", FRANCE))
+    assert answer(refused)[0] == "fraud_suspected"
+    assert await node.held("alice") == held == (0, 0), "the hold was released at once"
+    assert await node.world.balance("alice") == balance, "and nothing was charged"
+    assert await node.store.get_session("alice", "s2") is None
+    assert not node.service.has_session("s2")
+    await node.guard.settle()
+    now_ms = int(node.world.clock() * 1000)
+    assert await node.counters.live_sessions("alice", now_ms) == []
