@@ -350,6 +350,8 @@ class EmbeddedBalanceStore:
     async def step(self, step: Step) -> StepResult:
         """Run one atomic step (hold, close or event)."""
         check_step(step)
+        if step.gate is not None:
+            raise ValueError("the embedded store folds no gate into a step")
         return self._write(self._step, step)
 
     def _step(self, step: Step) -> StepResult:

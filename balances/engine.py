@@ -283,6 +283,8 @@ def check_step(step: Step) -> None:
             raise ValueError(f"{name} out of range: {value!r}")
     if step.expected_version is not None and abs(step.expected_version) >= 2**53:
         raise ValueError(f"expected_version out of range: {step.expected_version!r}")
+    if step.gate is not None and step.kind is not StepKind.HOLD:
+        raise ValueError("only a HOLD step takes a gate")
     _check_amount("tombstone_ttl_ms", step.tombstone_ttl_ms, 0)
     if not isinstance(step.closed_ttl_ms, int) or not 0 <= step.closed_ttl_ms <= MAX_CLOSED_TTL_MS:
         raise ValueError(f"closed_ttl_ms out of range: {step.closed_ttl_ms!r}")

@@ -18,6 +18,7 @@ milliseconds passed in by the caller (the store never reads a clock of its own).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 NO_LIMIT = -1
@@ -104,6 +105,8 @@ class StepStatus(enum.Enum):
     ALREADY_CLOSED = "already_closed"
     """An orphan stop (``Step.orphan_stop``) for a session the store closed before under
     another request number (the reaper, an Accounting-On, another stop): nothing changed."""
+    GATED = "gated"
+    """The gate folded in front of the step tripped: the step did nothing; ``gate`` says why."""
 
 
 class DenyReason(enum.Enum):
@@ -150,6 +153,19 @@ class BundleHold:
     keep_s: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StepGate:
+    """A check folded into a HOLD step's atomic operation, in front of it (Redis only).
+
+    The store runs the gate function it was built with on these keys and arguments first; the
+    hold runs only when the gate's reply starts with 0 (nothing tripped). The keys must share
+    the account's hash slot (the store checks the tag), so the step still touches one slot.
+    """
+
+    keys: Sequence[str]
+    args: Sequence[str | int | bytes]
+
+
 @dataclass(slots=True)
 class Step:
     """One atomic operation on an account; see ``StepKind``."""
@@ -190,6 +206,8 @@ class Step:
     """EVENT: a stop whose open session the caller did not find. A session the store closed
     before (its tombstone or its closed marker) is not charged again: the same request number
     is a DUPLICATE with the original result, another one is ALREADY_CLOSED."""
+    gate: StepGate | None = None
+    """HOLD: a check to run first, in the same atomic step (see ``StepGate``)."""
 
 
 @dataclass(slots=True)
@@ -211,6 +229,8 @@ class StepResult:
     session_state: bytes = b""
     """For STALE: the session's current state; for HOLD/CLOSE duplicates: the state kept."""
     version: int = -1
+    gate: Sequence[int] = ()
+    """The reply of the step's gate, when it had one (whether it tripped or not)."""
 
 
 @dataclass(frozen=True, slots=True)

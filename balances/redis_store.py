@@ -38,6 +38,12 @@ cleaning. Slices keep each hash small enough for Redis's compact listpack encodi
 instead of about 80 in a hashtable. Only an orphan stop reads markers: one ``HGET`` per hour
 of the horizon, in the same script as its EVENT (its keys are all in the account's slot).
 
+A HOLD may carry a gate (``StepGate``): a check another package keeps in Redis (the fraud
+counters) that runs in the same script, in front of the hold, on keys of the same slot. The
+store is built with the gate's Lua function (``LuaGate``); the gated script is ``common.lua``,
+that function, and ``hold.lua`` wrapped in a function of its own, so a gated HOLD is still one
+EVALSHA and one round trip, and a tripped gate leaves the account and the session untouched.
+
 The record queue is read with XREADGROUP across all shards' streams in one command (on Redis
 Cluster the reader would have to issue it per node); records are acknowledged and deleted
 together (``ack.lua``), so the stream length is the queue depth.
@@ -82,6 +88,7 @@ from balances.model import (
     QueuedRecord,
     RecordKind,
     Step,
+    StepGate,
     StepKind,
     StepResult,
     StepStatus,
@@ -140,11 +147,53 @@ def _load_script(name: str, common: str) -> _Script:
     return _Script(name, body, hashlib.sha1(body).hexdigest())
 
 
-def _scripts() -> dict[str, _Script]:
-    common = importlib.resources.files("balances").joinpath("lua", "common.lua")
-    text = common.read_text("utf-8")
+@dataclass(frozen=True, slots=True)
+class LuaGate:
+    """The Lua function a gated HOLD runs first.
+
+    ``source`` defines ``function(keys, kbase, argv, abase)``, named ``function``, which reads
+    its keys from ``keys[kbase + 1]`` and its arguments from ``argv[abase + 1]`` and returns a
+    table whose first element is how many checks tripped (the hold runs only when it is 0).
+    """
+
+    source: str
+    function: str
+
+
+_GATED_HOLD = """
+local function hold_step()
+{hold}
+end
+
+-- KEYS: the hold's three, then the gate's; ARGV: the hold's, the gate's, then the number of
+-- the hold's (where the gate's begin).
+local gate = {function}(KEYS, 3, ARGV, tonumber(ARGV[#ARGV]))
+if gate.err then
+  return gate
+end
+if gate[1] > 0 then
+  return {{'gated', '', '', '', gate}}
+end
+local reply = hold_step()
+if reply.err then
+  return reply
+end
+reply[5] = gate
+return reply
+"""
+
+
+def _scripts(gate: LuaGate | None = None) -> dict[str, _Script]:
+    files = importlib.resources.files("balances")
+    text = files.joinpath("lua", "common.lua").read_text("utf-8")
     names = ("hold", "close", "event", "ledger", "put_account", "ack")
-    return {name: _load_script(name, text) for name in names}
+    scripts = {name: _load_script(name, text) for name in names}
+    if gate is not None:
+        hold = files.joinpath("lua", "hold.lua").read_text("utf-8")
+        wrapped = _GATED_HOLD.format(hold=hold, function=gate.function)
+        body = f"#!lua\n{text}\n{gate.source}\n{wrapped}".encode()
+        scripts["hold_gated"] = _Script("hold_gated", body, hashlib.sha1(body).hexdigest())
+    return scripts
 
 
 def _pack_command(command: Command) -> bytes:
@@ -339,10 +388,12 @@ def _int(value: Any) -> int:
 class RedisBalanceStore:
     """The ``BalanceStore`` on a Redis server (the key layout is ready for Redis Cluster)."""
 
-    def __init__(self, settings: RedisStoreSettings) -> None:
+    def __init__(self, settings: RedisStoreSettings, *, gate: LuaGate | None = None) -> None:
         self.settings = settings
+        self.gate = gate
+        """The function a HOLD's ``StepGate`` runs (None: steps take no gate)."""
         self._keys = _Keys(settings.key_prefix, settings.shards)
-        self._scripts = _scripts()
+        self._scripts = _scripts(gate)
         self._timeout_s = settings.timeout_ms / 1000
         pool = ConnectionPool.from_url(settings.url)
         kwargs = {
@@ -488,6 +539,11 @@ class RedisBalanceStore:
                     bundle.keep_s,
                 )
             script = self._scripts["hold"]
+            if step.gate is not None:
+                script = self._scripts.get("hold_gated", script)
+                if script.name != "hold_gated":
+                    raise ValueError("this store was built without a gate")
+                args = self._gated(args, step.gate, tag)
             if step.new_session:
                 extra = (
                     (
@@ -565,14 +621,38 @@ class RedisBalanceStore:
                 self._pipe.send(("DEL", self._keys.index(step.session_id)))
         elif step.new_session and kind is StepKind.HOLD:
             status = result.status
-            if status is StepStatus.UNKNOWN_SESSION or (
+            if status in (StepStatus.UNKNOWN_SESSION, StepStatus.GATED) or (
                 status is StepStatus.DENIED and result.reason is not DenyReason.SESSION_EXISTS
             ):
                 self._pipe.send(("DEL", self._keys.index(step.session_id)))
         return result
 
     @staticmethod
-    def _result(reply: list[bytes], step: Step) -> StepResult:
+    def _gated(args: list[Any], gate: StepGate, tag: str) -> list[Any]:
+        """The HOLD's script arguments with the gate's keys and arguments folded in."""
+        prefix = tag + ":"
+        for key in gate.keys:
+            if not key.startswith(prefix):
+                raise ValueError(f"gate key {key!r} is outside the account's slot {tag}")
+        hold_args = args[4:]
+        return [
+            3 + len(gate.keys),
+            *args[1:4],
+            *gate.keys,
+            *hold_args,
+            *gate.args,
+            len(hold_args),
+        ]
+
+    @staticmethod
+    def _result(reply: list[Any], step: Step) -> StepResult:
+        if len(reply) > 4:
+            gate: tuple[int, ...] = tuple([int(v) for v in reply[4]])
+            if reply[0] == b"gated":
+                return StepResult(StepStatus.GATED, gate=gate)
+            reply = reply[:4]
+        else:
+            gate = ()
         status_name, packed, state, context = reply
         status = _STATUS[status_name]
         (_, reason, holds, hold_reasons, bundle_holds, debited, balance, available, version) = (
@@ -592,6 +672,7 @@ class RedisBalanceStore:
             context=context,
             session_state=state,
             version=version,
+            gate=gate,
         )
 
     async def ledger(

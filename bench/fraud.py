@@ -12,11 +12,12 @@ Figures:
 - ``engine``: the pure evaluation (lists, plan, verdict), no store;
 - ``embedded``: ``FraudGuard.check`` on the embedded store (what the single-node default adds);
 - ``redis``: ``FraudGuard.check`` on Redis with its own round trip (one EVALSHA), next to a
-  bare PING on the same client, the commands sent per check, and Redis's own time per script;
-- ``folded``: a stand-in for the balance reservation script (one HINCRBY on the account's
-  hash) alone, then with the fraud function folded into it (lists, plan, the same EVALSHA
-  carrying the fraud keys and arguments, verdict): the difference is what the fraud checks
-  add to an authorization once the balance store includes them.
+  bare PING on the same client, the round trips per check, and Redis's own time per script;
+- ``authorize``: the opening hold of a call on the Redis balance store three ways, interleaved
+  call by call: alone (no fraud checks), after ``FraudGuard.check`` (its own round trip), and
+  with the counter step folded into the hold (``screen`` + one gated HOLD + ``conclude``, what
+  the charging service does on Redis); the median of each minus the hold's alone is what the
+  fraud checks add to an authorization, with the Redis round trips per authorization.
 """
 
 from __future__ import annotations
@@ -28,18 +29,28 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from balances.model import (  # noqa: E402
+    AccountLimits,
+    Hold,
+    LedgerKind,
+    Step,
+    StepGate,
+    StepKind,
+    StepStatus,
+)
+from balances.redis_store import LuaGate, RedisBalanceStore  # noqa: E402
+from balances.settings import RedisStoreSettings  # noqa: E402
 from fraud.counter_store import (  # noqa: E402
+    FUNCTION_NAME,
     FUNCTION_SOURCE,
     RedisCounterStore,
-    hash_tag,
-    plan_args,
-    plan_keys,
 )
 from fraud.counters import CounterStore, CounterValues  # noqa: E402
 from fraud.embedded_counter_store import EmbeddedCounterStore  # noqa: E402
@@ -223,23 +234,23 @@ async def run_embedded(engine: FraudEngine, calls: list[CallAttempt]) -> list[st
     return lines
 
 
-RESERVATION_STUB = """
-redis.call('HINCRBY', KEYS[1], 'held', ARGV[1])
-return 1
-"""
-"""Stands for the balance store's reservation script: one write on the account's hash."""
-
-FOLDED = (
-    FUNCTION_SOURCE
-    + """
-local fraud = fraud_counters(KEYS, 1, ARGV, 1)
-if fraud[1] == 0 then
-  redis.call('HINCRBY', KEYS[1], 'held', ARGV[1])
-end
-return fraud
-"""
-)
-"""The reservation stub with the fraud function folded in, as the balance store would."""
+def hold_step(attempt: CallAttempt, session: str) -> Step:
+    """The opening hold of a call, as the charging service asks for it."""
+    now_ms = int(attempt.now * 1000)
+    return Step(
+        kind=StepKind.HOLD,
+        account_id=attempt.account_id,
+        session_id=session,
+        request_number=0,
+        now_ms=now_ms,
+        day_key="2026-01-01",
+        month_key="2026-01",
+        holds=(Hold("1", 120_000),),
+        new_session=True,
+        state=b"s" * 300,
+        deadline_ms=now_ms + 660_000,
+        context=b"c" * 20,
+    )
 
 
 async def run_redis(url: str, engine: FraudEngine, calls: list[CallAttempt]) -> list[str]:
@@ -247,83 +258,103 @@ async def run_redis(url: str, engine: FraudEngine, calls: list[CallAttempt]) -> 
 
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     client = aioredis.Redis.from_url(url)
-    store = RedisCounterStore(client, key_prefix=prefix, shards=256)
-    guard = FraudGuard(engine, store)
-    stub = client.register_script(RESERVATION_STUB)
-    folded = client.register_script(FOLDED)
+    counters = RedisCounterStore(client, key_prefix=prefix, shards=256)
+    guard = FraudGuard(engine, counters)
+    store = RedisBalanceStore(
+        RedisStoreSettings(url=url, key_prefix=prefix, shards=256),
+        gate=LuaGate(FUNCTION_SOURCE, FUNCTION_NAME),
+    )
     lines: list[str] = []
-    sent = [0]
-    original = client.execute_command
+    for account in ACCOUNTS:
+        await store.put_account(AccountLimits(account))
+        await store.ledger(account, LedgerKind.TOPUP, 10**12, "opening", b"", 0)
 
-    async def counted(*args: object, **options: object) -> object:
-        sent[0] += 1
-        return await original(*args, **options)
+    async def alone(attempt: CallAttempt) -> None:
+        result = await store.step(hold_step(attempt, "h-" + attempt.session_id))
+        assert result.status is StepStatus.OK, result
 
-    def balance_key(account: str) -> str:
-        return f"{hash_tag(account, prefix, 256)}:bal:{account}"
-
-    async def reserve_only(attempt: CallAttempt) -> None:
-        await stub(keys=[balance_key(attempt.account_id)], args=[100])
-
-    async def reserve_folded(attempt: CallAttempt) -> None:
-        verdict = engine.screen(attempt)
-        plan = engine.attempt_plan(attempt)
-        assert plan is not None and not verdict.refused
-        keys = [balance_key(attempt.account_id), *plan_keys(plan, prefix, 256)]
-        reply = await folded(keys=keys, args=[100, *plan_args(plan)])
-        verdict = engine.check(attempt, CounterValues.from_reply(plan, reply), verdict)
+    async def apart(attempt: CallAttempt) -> None:
+        verdict = await guard.check(replace(attempt, session_id="a-" + attempt.session_id))
         assert not verdict.hits, verdict.hits
+        result = await store.step(hold_step(attempt, "a-" + attempt.session_id))
+        assert result.status is StepStatus.OK, result
 
-    async def timed(work: object, attempts: list[CallAttempt]) -> list[int]:
-        out = []
-        for attempt in attempts:
-            start = time.perf_counter_ns()
-            await work(attempt)  # type: ignore[operator]
-            out.append(time.perf_counter_ns() - start)
-        return out
+    async def folded(attempt: CallAttempt) -> None:
+        attempt = replace(attempt, session_id="f-" + attempt.session_id)
+        pending = guard.screen(attempt, fold=True)
+        assert pending.folded is not None and not pending.screened.refused
+        step = hold_step(attempt, attempt.session_id)
+        step.gate = StepGate(*pending.folded)
+        result = await store.step(step)
+        verdict = guard.conclude(pending, result.gate)
+        assert not verdict.hits and result.status is StepStatus.OK, (verdict.hits, result)
+
+    def trips() -> int:
+        return store.round_trips + counters.round_trips
 
     try:
         await bench_guard(guard, calls[:1000])  # warm-up, loads the scripts
-        await timed(reserve_only, calls[:1000])
-        await timed(reserve_folded, calls[:1000])
+        for attempt in calls[:1000]:
+            for work in (alone, apart, folded):
+                await work(replace(attempt, session_id="w-" + attempt.session_id))
         pings = []
         for _ in range(len(calls)):
             start = time.perf_counter_ns()
             await client.ping()
             pings.append(time.perf_counter_ns() - start)
         await client.config_resetstat()
-        client.execute_command = counted  # type: ignore[method-assign]
+        counted = trips()
         checks = await bench_guard(guard, calls)
-        client.execute_command = original  # type: ignore[method-assign]
+        per_check = (trips() - counted) / len(calls)
         stats = await client.info("commandstats")
         ends = await bench_ends(guard, calls)
-        alone = await timed(reserve_only, calls)
-        together = await timed(reserve_folded, calls)
+        # The three ways to authorize, interleaved call by call so that the load of the
+        # machine weighs on each alike.
+        samples: dict[str, list[int]] = {"alone": [], "apart": [], "folded": []}
+        per_call = dict.fromkeys(samples, 0)
+        works = {"alone": alone, "apart": apart, "folded": folded}
+        for attempt in calls:
+            for name, work in works.items():
+                counted = trips()
+                start = time.perf_counter_ns()
+                await work(attempt)
+                samples[name].append(time.perf_counter_ns() - start)
+                per_call[name] += trips() - counted
         evalsha = stats.get("cmdstat_evalsha", {})
         lines.append(summary("redis: PING round trip (baseline)", pings))
         lines.append(summary("redis: check, own round trip", checks))
-        lines.append(
-            f"{'redis: round trips per check':<34} {sent[0] / len(calls):8.2f}"
-            f"      ({sent[0]} commands sent for {len(calls)} checks)"
-        )
+        lines.append(f"{'redis: round trips per check':<34} {per_check:8.2f}")
         lines.append(
             f"{'redis: script time in Redis':<34} "
             f"{evalsha.get('usec_per_call', 0):8.1f} us   (INFO commandstats, per check)"
         )
         lines.append(summary("redis: record_end", ends))
-        lines.append(summary("folded: reservation stub alone", alone))
-        lines.append(summary("folded: stub + fraud checks", together))
-        added = statistics.median(together) - statistics.median(alone)
-        lines.append(
-            f"{'folded: added by the fraud checks':<34} median {added / 1000:8.1f} us"
-            "   (no extra round trip)"
-        )
+        labels = {
+            "alone": "authorize: hold, no fraud",
+            "apart": "authorize: check, then hold",
+            "folded": "authorize: hold with fraud folded",
+        }
+        for name, label in labels.items():
+            lines.append(summary(label, samples[name]))
+        for name, label in labels.items():
+            lines.append(
+                f"{label + ': trips':<34} {per_call[name] / len(calls):8.2f}"
+                "      (Redis round trips per authorization)"
+            )
+        base = statistics.median(samples["alone"])
+        for name in ("apart", "folded"):
+            added = statistics.median(samples[name]) - base
+            lines.append(
+                f"{'added by fraud, ' + name:<34} median {added / 1000:8.1f} us"
+                "   (authorization median minus the hold's alone)"
+            )
     finally:
-        client.execute_command = original  # type: ignore[method-assign]
         keys = [k async for k in client.scan_iter(match=f"{{{prefix}:*", count=1000)]
+        keys += [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
         for i in range(0, len(keys), 1000):
             await client.delete(*keys[i : i + 1000])
         await guard.close()
+        await store.close()
     return lines
 
 

@@ -46,6 +46,8 @@ FUNCTION_SOURCE = (
 )
 """The Lua function ``fraud_counters(keys, kbase, argv, abase)``, to fold into other scripts."""
 
+FUNCTION_NAME = "fraud_counters"
+
 SCRIPT_SOURCE = FUNCTION_SOURCE + "\nreturn fraud_counters(KEYS, 0, ARGV, 0)\n"
 
 
@@ -79,16 +81,17 @@ def _groups(plan: CounterPlan) -> list[str]:
 
 
 _KEY_OF = {
-    OpKind.WINDOW: "1",
-    OpKind.LIVE_ADD: "2",
-    OpKind.LIVE_TOUCH: "2",
-    OpKind.LIVE_REMOVE: "2",
-    OpKind.LIVE_COUNT: "2",
-    OpKind.SET_TEST: "3",
-    OpKind.SET_SIZE: "3",
-    OpKind.SET_ADD: "3",
+    OpKind.WINDOW.value: "1|",
+    OpKind.LIVE_ADD.value: "2|",
+    OpKind.LIVE_TOUCH.value: "2|",
+    OpKind.LIVE_REMOVE.value: "2|",
+    OpKind.LIVE_COUNT.value: "2|",
+    OpKind.SET_TEST.value: "3|",
+    OpKind.SET_SIZE.value: "3|",
+    OpKind.SET_ADD.value: "3|",
+    OpKind.SET_NEW.value: "3|",
 }
-_CODE = {kind: kind.value for kind in OpKind}
+"""The key of each kind of operation (by its code), among the plan's first three."""
 
 
 def plan_args(plan: CounterPlan) -> list[Any]:
@@ -97,14 +100,14 @@ def plan_args(plan: CounterPlan) -> list[Any]:
     groups = _groups(plan)
     args: list[Any] = [plan.now_ms, plan.buckets, len(plan.ops)]
     append = args.append
+    key_of = _KEY_OF
     for op in plan.ops:
-        kind = op.kind
+        code = op.code
         if op.group:
-            key = str(4 + groups.index(op.group))
+            key = f"{4 + groups.index(op.group)}|"
         else:
-            key = _KEY_OF[kind]
-        arg = op.name if kind is OpKind.WINDOW else op.member
-        append(f"{_CODE[kind]}|{key}|{op.window_s * 1000}|{op.add}|{op.trip_at}|{arg}")
+            key = key_of[code]
+        append(f"{code}|{key}{op.spec}")
     return args
 
 
@@ -116,6 +119,10 @@ class RedisCounterStore:
         self.key_prefix = key_prefix
         self.shards = shards
         self._script = client.register_script(SCRIPT_SOURCE)
+        self.round_trips = 0
+        """Commands sent so far (each one round trip), for benches and tests."""
+        self.url: str | None = None
+        """The server's URL, when the store opened its own pool (``from_url``)."""
 
     @classmethod
     def from_url(
@@ -134,15 +141,24 @@ class RedisCounterStore:
             socket_connect_timeout=timeout_ms / 1000,
             max_connections=pool_size,
         )
-        return cls(client, key_prefix=key_prefix, shards=shards)
+        store = cls(client, key_prefix=key_prefix, shards=shards)
+        store.url = url
+        return store
 
     def keys(self, plan: CounterPlan) -> list[str]:
         """The keys of a plan."""
         return plan_keys(plan, self.key_prefix, self.shards)
 
+    def fold(self, plan: CounterPlan) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of ``fraud_counters`` for the plan, to fold into another
+        script on the same server (the balance store's gated HOLD): the keys carry the
+        account's hash tag, the balance store's."""
+        return self.keys(plan), plan_args(plan)
+
     async def _run(self, plan: CounterPlan) -> CounterValues:
         if not plan.ops:
             return CounterValues()
+        self.round_trips += 1
         try:
             reply = await self._script(keys=self.keys(plan), args=plan_args(plan))
         except (TimeoutError, RedisError, OSError) as exc:
@@ -161,6 +177,7 @@ class RedisCounterStore:
         """The sessions an account has up, from its live-call set."""
         tag = hash_tag(account_id, self.key_prefix, self.shards)
         key = f"{tag}:fraud:{LIVE}:{account_id}"
+        self.round_trips += 1
         try:
             members = await self.client.zrangebyscore(key, f"({now_ms}", "+inf")
         except (TimeoutError, RedisError, OSError) as exc:
@@ -176,6 +193,7 @@ class RedisCounterStore:
 
 
 __all__ = [
+    "FUNCTION_NAME",
     "FUNCTION_SOURCE",
     "SCRIPT_SOURCE",
     "RedisCounterStore",

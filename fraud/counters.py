@@ -12,7 +12,9 @@ Counters:
   ids, each with an expiry so a call whose end is never reported leaves by itself; the answer
   is the number of live calls (``LIVE_COUNT`` adds ``add`` to it and changes nothing);
 - sets (``SET_TEST``, ``SET_SIZE``, ``SET_ADD``): the countries an account has called, each
-  remembered for ``window_s`` after the last call to it.
+  remembered for ``window_s`` after the last call to it; ``SET_NEW`` answers 1 when its member
+  is not in the set and the set holds at least ``add`` members (a first call to a country,
+  as a gate), else 0.
 
 Each operation may carry ``trip_at``: the store counts the operations whose value reached it
 (the *gate*) and, when the gate tripped, takes the attempt back out of the live calls. A
@@ -25,7 +27,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class OpKind(enum.Enum):
@@ -39,6 +41,7 @@ class OpKind(enum.Enum):
     SET_TEST = "S?"
     SET_SIZE = "S#"
     SET_ADD = "S+"
+    SET_NEW = "S!"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +60,29 @@ class CounterOp:
     group: str = ""
     """Windows only: ``""`` for the account's own, else the destination country they belong
     to (a store may keep each country's windows apart, to expire them on their own)."""
+    label: str = field(init=False, repr=False, compare=False)
+    """The key of this operation's value in ``CounterValues``."""
+    code: str = field(init=False, repr=False, compare=False)
+    """The kind's code (``kind.value``)."""
+    spec: str = field(init=False, repr=False, compare=False)
+    """``window_ms|add|trip_at|arg`` (arg: the name of a window, else the member): the
+    operation as the Redis script reads it. These three are worked out once: most operations
+    come from plans the engine keeps, and every check reads them."""
 
-    @property
-    def label(self) -> str:
-        """The key of this operation's value in ``CounterValues``."""
-        if self.kind in (OpKind.SET_TEST, OpKind.SET_ADD):
-            return f"{self.name}?{self.member}"
-        if self.kind is OpKind.SET_SIZE:
-            return f"{self.name}#"
-        return self.name
+    def __post_init__(self) -> None:
+        kind = self.kind
+        if kind is OpKind.SET_TEST or kind is OpKind.SET_ADD:
+            label = f"{self.name}?{self.member}"
+        elif kind is OpKind.SET_SIZE:
+            label = f"{self.name}#"
+        elif kind is OpKind.SET_NEW:
+            label = f"{self.name}!{self.member}"
+        else:
+            label = self.name
+        arg = self.name if kind is OpKind.WINDOW else self.member
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "code", kind.value)
+        object.__setattr__(self, "spec", f"{self.window_s * 1000}|{self.add}|{self.trip_at}|{arg}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +143,14 @@ class CounterStore(Protocol):
         """Release connections (the embedded store writes its state)."""
 
 
+@runtime_checkable
+class FoldingCounterStore(Protocol):
+    """A counter store whose step another script on the same server can run (Redis)."""
+
+    def fold(self, plan: CounterPlan) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the plan's step, for the folding script."""
+
+
 def read_only(plan: CounterPlan) -> CounterPlan:
     """The plan with every change removed: windows add nothing, live and set ops only read."""
     ops: list[CounterOp] = []
@@ -164,6 +189,7 @@ __all__ = [
     "CounterStore",
     "CounterStoreUnavailable",
     "CounterValues",
+    "FoldingCounterStore",
     "OpKind",
     "read_only",
 ]

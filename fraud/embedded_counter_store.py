@@ -216,6 +216,14 @@ class EmbeddedCounterStore:
             if members is None:
                 return 0
             return sum(1 for last in members.members.values() if last > horizon)
+        if op.kind is OpKind.SET_NEW:
+            if members is None:
+                return int(op.add <= 0)
+            last = members.members.get(op.member)
+            if last is not None and last > horizon:
+                return 0
+            size = sum(1 for last in members.members.values() if last > horizon)
+            return int(size >= op.add)
         if members is None:
             members = self._sets[key] = _Set()
         last = members.members.get(op.member)
@@ -241,7 +249,7 @@ class EmbeddedCounterStore:
             key = (account, op.name)
             if op.kind is OpKind.WINDOW:
                 value = self._window(key, op, now_ms, plan.buckets)
-            elif op.kind in (OpKind.SET_TEST, OpKind.SET_SIZE, OpKind.SET_ADD):
+            elif op.kind in (OpKind.SET_TEST, OpKind.SET_SIZE, OpKind.SET_NEW, OpKind.SET_ADD):
                 value = self._set_op(key, op, now_ms)
             else:
                 value, added = self._live_op(key, op, now_ms)

@@ -8,6 +8,10 @@ reload. For an attempt, the caller:
    atomic step that reads the counters and counts the attempt);
 3. calls ``check(attempt, counters)`` for the verdict.
 
+The plan's gate (each operation's ``trip_at``) trips exactly when the counter rules refuse the
+attempt, so a caller that folds the counter step into the balance reservation skips the
+reservation of every call the verdict will refuse, and holds no money for it.
+
 After a call (and, optionally, on interim reports) ``usage_plan`` and ``check_usage`` do the
 same for what it used: spend, minutes, short calls, the end of a live call, a new country.
 Nothing here reads a clock, a socket or a database.
@@ -96,6 +100,7 @@ class _Program:
         "country_seconds_windows",
         "country_spend_windows",
         "live_trip_at",
+        "new_country_gate",
         "rules",
         "spend_windows",
         "uses_counters",
@@ -147,6 +152,9 @@ class _Program:
         self.live_trip_at = (
             concurrent.max_calls + 1 if concurrent.enabled and refusing(concurrent) else -1
         )
+        new = rules.new_country
+        self.new_country_gate = new.min_known_countries if new.enabled and refusing(new) else -1
+        """The known countries from which a first call to another one refuses (-1: never)."""
         self.country_ops: dict[str, tuple[CounterOp, ...]] = {}
         self.uses_counters = bool(
             self.attempt_ops
@@ -324,14 +332,25 @@ class FraudEngine:
         """The verdict of the lists alone (no counters)."""
         return self.check(attempt, None)
 
-    def attempt_plan(self, attempt: CallAttempt) -> CounterPlan | None:
-        """The counter operations an attempt needs (None: no counter rule is enabled)."""
+    def attempt_plan(self, attempt: CallAttempt, country: str | None = None) -> CounterPlan | None:
+        """The counter operations an attempt needs (None: no counter rule is enabled);
+        ``country``, the destination's if known (a verdict's), saves looking it up again."""
         if not self.enabled:
             return None
         program = self._program(attempt.account_id)
         if not program.uses_counters:
             return None
-        ops = program.for_country(country_of(attempt.called), self.countries_ttl_s)
+        if country is None:
+            country = country_of(attempt.called)
+        ops = program.for_country(country, self.countries_ttl_s)
+        gate = program.new_country_gate
+        if gate >= 0:
+            # The refusing new-country rule joins the gate (unless an allow-list entry lets
+            # the number through), so that the gate trips exactly when the verdict refuses.
+            match = self.lists.destination(attempt.account_id, attempt.called)
+            if match is None or match.kind is not ListKind.ALLOW:
+                new = CounterOp(OpKind.SET_NEW, COUNTRIES, self.countries_ttl_s, gate, country, 1)
+                ops = (*ops, new)
         if attempt.session_id:
             live = CounterOp(
                 OpKind.LIVE_ADD,

@@ -2,11 +2,16 @@
 
 ``check`` is on the authorization's path: the lists first (a refusal there costs no round
 trip), then one counter-store step that reads every counter the rules need and counts the
-attempt, then the verdict. ``record_end`` (and ``record_interim``) count what a call used and
-may trip spend and short-call rules, whose actions cut calls that turn bad mid-way;
-``submit_end`` runs it as a tracked background task so the answer need not wait for it.
-The engine is swapped whole on reload (``swap``); a check in flight keeps the engine it began
-with.
+attempt, then the verdict. The same in two halves, for a caller that folds the counter step
+into its balance reservation (one script, one round trip): ``screen`` checks the lists and
+gives the keys and arguments to fold (when the counter store can be folded), ``conclude``
+turns the folded step's reply into the verdict; ``complete`` runs the counter step on its own
+instead (when the reservation will not run after all).
+
+``record_end`` (and ``record_interim``) count what a call used and may trip spend and
+short-call rules, whose actions cut calls that turn bad mid-way; ``submit_end`` runs it as a
+tracked background task so the answer need not wait for it. The engine is swapped whole on
+reload (``swap``); a check in flight keeps the engine it began with.
 """
 
 from __future__ import annotations
@@ -15,12 +20,21 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import structlog
 
-from fraud.counters import CounterOp, CounterPlan, CounterStore, CounterStoreUnavailable, OpKind
+from fraud.counters import (
+    CounterOp,
+    CounterPlan,
+    CounterStore,
+    CounterStoreUnavailable,
+    CounterValues,
+    FoldingCounterStore,
+    OpKind,
+)
 from fraud.engine import LIVE, FraudEngine
 from fraud.metrics import CHECKS, COUNTER_ERRORS, DROPPED, MetricRegistry
 from fraud.model import CallAttempt, CallUsage, Hit, Verdict
@@ -31,6 +45,20 @@ log = structlog.get_logger(component="fraud")
 
 COUNTER_STORE_RULE = "counter_store"
 """The pseudo-rule of a refusal because the counters could not be read (``refuse`` policy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCheck:
+    """An attempt after the lists, before its counter step."""
+
+    engine: FraudEngine
+    """The engine the check began with (it ends with the same one)."""
+    attempt: CallAttempt
+    screened: Verdict
+    plan: CounterPlan | None
+    """The counter step (None: the lists refused, or no counter rule is enabled)."""
+    folded: tuple[list[str], list[Any]] | None = None
+    """The counter step's keys and script arguments, to fold into another script."""
 
 
 class FraudGuard:
@@ -55,6 +83,8 @@ class FraudGuard:
         self.max_background = max_background
         self.clock = clock
         self._tasks: set[asyncio.Task[object]] = set()
+        # Worked out once: a runtime protocol check costs more than the rest of ``screen``.
+        self._fold = store.fold if isinstance(store, FoldingCounterStore) else None
 
     @property
     def engine(self) -> FraudEngine:
@@ -70,21 +100,58 @@ class FraudGuard:
 
     async def check(self, attempt: CallAttempt) -> Verdict:
         """The verdict for a new call; its actions are queued, not awaited."""
+        return await self.complete(self.screen(attempt))
+
+    @property
+    def folds(self) -> bool:
+        """Whether the counter store's step can be folded into another script."""
+        return self._fold is not None
+
+    def screen(self, attempt: CallAttempt, *, fold: bool = False) -> PendingCheck:
+        """The lists' verdict and the counter step still to run; with ``fold``, also that
+        step's keys and arguments when the store can be folded and there is a step to run."""
         engine = self._engine
         verdict = engine.screen(attempt)
-        if not verdict.refused:
-            plan = engine.attempt_plan(attempt)
-            if plan is not None:
-                try:
-                    counters = await self.store.apply(plan)
-                except CounterStoreUnavailable as exc:
-                    verdict = self._degraded(verdict, str(exc), "attempt")
-                else:
-                    verdict = engine.check(attempt, counters, verdict)
-                    if verdict.refused and counters.live_registered:
-                        # A refusal the store's gate did not see: the call is not live.
-                        self._background(self._release(plan.account_id, attempt))
-        self._done(verdict, attempt.peer)
+        plan = None if verdict.refused else engine.attempt_plan(attempt, verdict.country)
+        folded = None
+        if fold and plan is not None and plan.ops and self._fold is not None:
+            folded = self._fold(plan)
+        return PendingCheck(engine, attempt, verdict, plan, folded)
+
+    async def complete(self, pending: PendingCheck) -> Verdict:
+        """Run the counter step in the counter store and give the verdict."""
+        verdict = pending.screened
+        plan = pending.plan
+        if plan is not None:
+            try:
+                counters = await self.store.apply(plan)
+            except CounterStoreUnavailable as exc:
+                verdict = self._degraded(verdict, str(exc), "attempt")
+            else:
+                verdict = self._judge(pending, counters)
+        self._done(verdict, pending.attempt.peer)
+        return verdict
+
+    def conclude(self, pending: PendingCheck, reply: Sequence[int]) -> Verdict:
+        """The verdict from the reply of the counter step folded into another script."""
+        assert pending.plan is not None
+        verdict = self._judge(pending, CounterValues.from_reply(pending.plan, reply))
+        self._done(verdict, pending.attempt.peer)
+        return verdict
+
+    def unavailable(self, pending: PendingCheck, error: str) -> Verdict:
+        """The verdict when the script the counter step rode in failed (the store is down):
+        the lists' alone, or a refusal under the ``refuse`` policy, as ``complete`` gives."""
+        verdict = self._degraded(pending.screened, error, "attempt")
+        self._done(verdict, pending.attempt.peer)
+        return verdict
+
+    def _judge(self, pending: PendingCheck, counters: CounterValues) -> Verdict:
+        attempt = pending.attempt
+        verdict = pending.engine.check(attempt, counters, pending.screened)
+        if verdict.refused and counters.live_registered:
+            # A refusal the store's gate did not see: the call is not live.
+            self._background(self._release(attempt.account_id, attempt))
         return verdict
 
     def _degraded(self, verdict: Verdict, error: str, operation: str) -> Verdict:
@@ -214,4 +281,4 @@ class FraudGuard:
         await self.store.close()
 
 
-__all__ = ["COUNTER_STORE_RULE", "FraudGuard"]
+__all__ = ["COUNTER_STORE_RULE", "FraudGuard", "PendingCheck"]

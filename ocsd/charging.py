@@ -14,6 +14,13 @@ One call, as the service sees it:
   the hold is released.
 - ``EVENT``: direct debit, refund, balance check or price enquiry (RFC 4006 §6).
 
+With ``fold_fraud`` (the balance store and the fraud counters share one Redis), the fraud
+counter step of an ``INITIAL`` rides in the hold's script (a gate in front of the hold): an
+authorization costs one round trip with or without fraud checks, and a call the gate refuses
+holds nothing. When the hold will not run (rating fails, or routing must admit the call
+first, so that a refused call takes no carrier slot), the counter step runs on its own first,
+and a fraud refusal still wins over the other denial, as if the checks had come first.
+
 Every step carries (session id, request number): a repeat gets the original answer rebuilt
 from what the store kept, and moves no money. The price of a call is resolved once and kept in
 the session state, so a tariff reload or another worker continuing the call changes nothing.
@@ -38,14 +45,15 @@ from balances.model import (
     Hold,
     OpenSession,
     Step,
+    StepGate,
     StepKind,
     StepResult,
     StepStatus,
 )
 from balances.store import BackendUnavailable, BalanceStore
 from cdr_writer.record import Cdr, CdrKind, LevelAmount, new_cdr_id
-from fraud.guard import FraudGuard
-from fraud.model import CallAttempt, CallUsage
+from fraud.guard import FraudGuard, PendingCheck
+from fraud.model import CallAttempt, CallUsage, Verdict
 from fraud.rule import Refusal
 from lcr.decision import RouteDecision
 from ocsd.charging_types import (
@@ -337,10 +345,13 @@ class ChargingService:
         clock: Callable[[], float] = time.time,
         routing: Routing | None = None,
         fraud: FraudGuard | None = None,
+        fold_fraud: bool = False,
     ) -> None:
         self.settings = settings
         self.routing = routing
         self.fraud = fraud
+        self.fold_fraud = fold_fraud
+        """Fold the fraud counter step into the hold (the store takes the counters' gate)."""
         self.observe_store: Callable[[str, float], None] | None = None
         """Called with each store step's kind and duration (the store latency metric)."""
         self.store = store
@@ -633,8 +644,9 @@ class ChargingService:
                 calling = directory.dial_plan.normalize(request.calling)
             except NumberFormatError:
                 calling = request.calling
+        pending: PendingCheck | None = None
         if self.fraud is not None:
-            verdict = await self.fraud.check(
+            pending = self.fraud.screen(
                 CallAttempt(
                     account_id=account.account_id,
                     called=called,
@@ -644,24 +656,23 @@ class ChargingService:
                     source_ip=request.source_ip or "",
                     caller_ip=request.caller_ip,
                     peer=request.peer,
-                )
+                ),
+                fold=self.fold_fraud,
             )
-            hit = verdict.refusal
-            if hit is not None:
-                code = (
-                    DenialCode.DESTINATION_BLOCKED
-                    if hit.refusal is Refusal.DESTINATION
-                    else DenialCode.FRAUD_SUSPECTED
-                )
-                log.info(
-                    "denied",
-                    reason=code.value,
-                    rule=hit.rule_id,
-                    session_id=request.session_id,
-                    account=account.account_id,
-                )
-                return Denial(code, hit.message, account.account_id)
-        outcome = await self._start_checked(request, directory, account, called, calling, now)
+            if pending.folded is None:
+                verdict = await self.fraud.complete(pending)
+                pending = None
+            else:
+                verdict = pending.screened
+            denial = self._fraud_denial(verdict, request)
+            if denial is not None:
+                return denial
+        try:
+            outcome = await self._start_checked(
+                request, directory, account, called, calling, now, pending
+            )
+        except _FraudRefused as refused:
+            return refused.denial
         if self.fraud is not None and isinstance(outcome, Denial) and not outcome.duplicate:
             # Refused after the fraud check counted it: it leaves the live calls.
             self.fraud.submit_end(
@@ -671,6 +682,68 @@ class ChargingService:
             )
         return outcome
 
+    @staticmethod
+    def _fraud_denial(verdict: Verdict, request: ChargingRequest) -> Denial | None:
+        hit = verdict.refusal
+        if hit is None:
+            return None
+        code = (
+            DenialCode.DESTINATION_BLOCKED
+            if hit.refusal is Refusal.DESTINATION
+            else DenialCode.FRAUD_SUSPECTED
+        )
+        log.info(
+            "denied",
+            reason=code.value,
+            rule=hit.rule_id,
+            session_id=request.session_id,
+            account=verdict.account_id,
+        )
+        return Denial(code, hit.message, verdict.account_id)
+
+    async def _fraud_first(self, pending: PendingCheck | None, request: ChargingRequest) -> None:
+        """Run the fraud counter step that was to ride in the hold on its own, because the
+        hold will not run (or must wait); raises ``_FraudRefused`` when the verdict refuses."""
+        if pending is None or self.fraud is None:
+            return
+        denial = self._fraud_denial(await self.fraud.complete(pending), request)
+        if denial is not None:
+            raise _FraudRefused(denial)
+
+    async def _fraud_folded(
+        self,
+        pending: PendingCheck,
+        result: StepResult,
+        request: ChargingRequest,
+        view: SessionView,
+        now: float,
+    ) -> None:
+        """The verdict of the counter step that rode in the hold; raises ``_FraudRefused``."""
+        assert self.fraud is not None
+        verdict = self.fraud.conclude(pending, result.gate)
+        denial = self._fraud_denial(verdict, request)
+        if denial is None:
+            if result.status is not StepStatus.GATED:
+                return
+            # The gate trips exactly when the verdict refuses (fraud.engine); should the two
+            # ever disagree, the call is refused with nothing held, never granted.
+            log.error("fraud gate tripped without a refusal", session_id=request.session_id)
+            denial = Denial(DenialCode.FRAUD_SUSPECTED, "fraud gate", view.account_id)
+        elif result.status is StepStatus.OK:
+            # Refused by a rule the gate did not see: end the session just opened, so that
+            # nothing stays held (the same guarantee the gate gives).
+            log.error("fraud refusal after the hold", session_id=request.session_id)
+            await self._close(
+                view.copy(),
+                request.request_number + 1,
+                now,
+                CdrKind.CALL,
+                "fraud",
+                "ocsd",
+                expected_version=request.request_number,
+            )
+        raise _FraudRefused(denial)
+
     async def _start_checked(
         self,
         request: ChargingRequest,
@@ -679,18 +752,26 @@ class ChargingService:
         called: str,
         calling: str,
         now: float,
+        pending: PendingCheck | None = None,
     ) -> Outcome:
-        """Rate, route and hold a call the fraud checks let through."""
+        """Rate, route and hold a call the fraud checks let through (or, with ``pending``,
+        whose fraud counter step is to ride in the hold)."""
         start = self._start_time(request, now)
         zone = directory.zone(account)
         weekday, second = local_position(int(start), zone)
         chain = directory.chain(account)
         routing = self.routing if self.routing is not None and self.routing.enabled else None
+        if routing is not None:
+            # Routing admits the call (a carrier slot, a CPS token) before the hold: the fraud
+            # checks must have let it through by then.
+            await self._fraud_first(pending, request)
+            pending = None
         resolution = routing.resolve(called) if routing is not None else None
         rated_number = resolution.rating_number if resolution is not None else called
         try:
             price = directory.rater.price(chain, rated_number, int(start), weekday, second)
         except RatingError as exc:
+            await self._fraud_first(pending, request)
             code = _RATING_CODES[exc.reason]
             log.info(
                 "denied",
@@ -764,7 +845,19 @@ class ChargingService:
             context=self._context(wants),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
-        result = await self._step(step)
+        if pending is not None and pending.folded is not None:
+            step.gate = StepGate(*pending.folded)
+        try:
+            result = await self._step(step)
+        except BackendUnavailable as exc:
+            if pending is not None and self.fraud is not None:
+                # The counters could not be read either: the fraud policy for that decides.
+                denial = self._fraud_denial(self.fraud.unavailable(pending, str(exc)), request)
+                if denial is not None:
+                    raise _FraudRefused(denial) from exc
+            raise
+        if pending is not None:
+            await self._fraud_folded(pending, result, request, view, now)
         outcome = self._hold_outcome(view, wants, result, request, now, period)
         if decision is not None and routing is not None:
             if isinstance(outcome, Grant) and not outcome.duplicate:
@@ -1465,6 +1558,12 @@ class ChargingService:
                     charge=outcome.cost_micros,
                 )
         return ended
+
+
+class _FraudRefused(Exception):
+    def __init__(self, denial: Denial) -> None:
+        super().__init__("refused by the fraud checks")
+        self.denial = denial
 
 
 class _Stale(Exception):

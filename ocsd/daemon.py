@@ -44,6 +44,7 @@ from ocsd.diameter_server import DiameterServer, raw_avps
 from ocsd.directory import Directory
 from ocsd.fraud_setup import (
     RecordsFraudActions,
+    fraud_folds,
     load_fraud_engine,
     open_counter_store,
     refresh_fraud_engine,
@@ -477,6 +478,7 @@ class Server:
             node=config.node,
             routing=self.routing,
             fraud=self.fraud,
+            fold_fraud=fraud_folds(self.store, self.fraud),
         )
         self.service.observe_store = self.metrics.observe_store
         reuse = self.worker > 0

@@ -8,6 +8,7 @@ What the daemon wires (and ``ocsd fraud test`` uses):
   on SIGHUP (``force``);
 - ``open_counter_store(config)``: Redis when ``stores.hot_url`` is a Redis URL (same key prefix
   and shards as the balance store), else the embedded store in ``<data_dir>/fraud.sqlite3``;
+  ``fraud_folds`` says whether the counter step can then ride in the balance store's hold;
 - ``RecordsFraudActions``: the actions backed by the records database (blocks and suspensions
   audited with the actor ``fraud``), cutting live calls and alerting through callbacks the
   daemon gives (Diameter ASR / RADIUS Disconnect-Request, the webhook sender). The counter
@@ -23,7 +24,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from balances.model import AccountStatus
-from fraud.counter_store import RedisCounterStore
+from balances.store import BalanceStore
+from fraud.counter_store import FUNCTION_NAME, RedisCounterStore
 from fraud.counters import CounterStore
 from fraud.embedded_counter_store import EmbeddedCounterStore
 from fraud.engine import FraudEngine
@@ -86,6 +88,27 @@ def open_counter_store(config: Config) -> CounterStore:
         shards=stores.redis_shards,
         timeout_ms=stores.redis_timeout_ms,
         pool_size=stores.redis_pool_size,
+    )
+
+
+def fraud_folds(store: BalanceStore, guard: FraudGuard | None) -> bool:
+    """Whether the fraud counter step can ride in the balance store's opening hold: both on
+    the same Redis with the same key prefix and shards (so the counters' keys carry the
+    account's hash tag and the step stays on one slot), the store built with the counters'
+    function. Then an authorization costs one round trip with or without fraud checks."""
+    from balances.redis_store import RedisBalanceStore
+
+    if guard is None:
+        return False
+    counters = guard.store
+    return (
+        isinstance(store, RedisBalanceStore)
+        and store.gate is not None
+        and store.gate.function == FUNCTION_NAME
+        and isinstance(counters, RedisCounterStore)
+        and counters.key_prefix == store.settings.key_prefix
+        and counters.shards == store.settings.shards
+        and counters.url in (None, store.settings.url)
     )
 
 
@@ -165,6 +188,7 @@ class RecordsFraudActions:
 __all__ = [
     "FRAUD_ACTOR",
     "RecordsFraudActions",
+    "fraud_folds",
     "load_fraud_engine",
     "open_counter_store",
     "refresh_fraud_engine",

@@ -7,15 +7,17 @@ from ocsd.config import Config
 
 
 def open_balance_store(config: Config) -> BalanceStore:
-    """The embedded SQLite store, or Redis for a ``redis://`` hot store URL."""
+    """The embedded SQLite store, or Redis for a ``redis://`` hot store URL (built with the
+    fraud counters' function, so that an opening hold can carry their step)."""
     stores = config.stores
     if stores.hot_url == "embedded":
         from balances.embedded_store import EmbeddedBalanceStore
 
         config.data_path.mkdir(parents=True, exist_ok=True)
         return EmbeddedBalanceStore(str(config.embedded_hot_path))
-    from balances.redis_store import RedisBalanceStore
+    from balances.redis_store import LuaGate, RedisBalanceStore
     from balances.settings import RedisStoreSettings
+    from fraud.counter_store import FUNCTION_NAME, FUNCTION_SOURCE
 
     return RedisBalanceStore(
         RedisStoreSettings(
@@ -25,5 +27,7 @@ def open_balance_store(config: Config) -> BalanceStore:
             timeout_ms=stores.redis_timeout_ms,
             pool_size=stores.redis_pool_size,
             closed_slices=stores.redis_closed_slices,
-        )
+        ),
+        # The fraud counters ride in the opening hold (see ocsd.fraud_setup.fraud_folds).
+        gate=LuaGate(FUNCTION_SOURCE, FUNCTION_NAME),
     )

@@ -16,6 +16,8 @@
 -- kinds: W  window (arg: its name; adds `add` first)
 --        L+ L~ L- L#  live calls (arg: session): add, refresh, remove, count (+ add)
 --        S? S# S+  countries (arg: country): called before, how many, add
+--        S!  countries (arg: country): 1 when the country is new and at least `add` others
+--            were called (the new-country rule as a gate), else 0
 -- and returns {gate_trips, live_registered, value_1, ..., value_n}. When any operation's
 -- value reached its trip_at (>= 0), the session added by L+ is taken out again.
 --
@@ -136,6 +138,24 @@ local function fraud_counters(keys, kbase, argv, abase)
         if tonumber(known[j + 1]) + window > now and (kind == 'S#' or known[j] == arg) then
           value = value + 1
         end
+      end
+    elseif kind == 'S!' then
+      local known = countries[key]
+      if not known then
+        known = redis.call('HGETALL', key)
+        countries[key] = known
+      end
+      local seen, size = false, 0
+      for j = 1, #known, 2 do
+        if tonumber(known[j + 1]) + window > now then
+          size = size + 1
+          if known[j] == arg then
+            seen = true
+          end
+        end
+      end
+      if not seen and size >= add then
+        value = 1
       end
     elseif kind == 'S+' then
       local last = redis.call('HGET', key, arg)

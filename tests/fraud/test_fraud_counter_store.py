@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from fraud_helpers import T0, all_rules, engine
+from fraud_helpers import REFUSE, T0, all_rules, engine, entry, quiet_rules
 
 from fraud.counter_store import RedisCounterStore, hash_tag, plan_keys, shard_of
 from fraud.counters import CounterOp, CounterPlan, CounterStore, CounterValues, OpKind
 from fraud.embedded_counter_store import EmbeddedCounterStore
+from fraud.listing import ListKind, Scope
 from fraud.model import CallAttempt, CallUsage
-from fraud.rule import Action, SpendRule
+from fraud.rule import Action, NewCountryRule, SpendRule
 
 NOW_MS = int(T0 * 1000)
 
@@ -159,6 +160,29 @@ async def test_the_store_gate_agrees_with_the_engine(store: CounterStore) -> Non
         assert (values.gate_trips > 0) is verdict.refused
         outcomes.append(verdict.refused)
     assert outcomes == [False, False, False, True, True]
+
+
+async def test_the_new_country_gate_agrees_with_the_engine(store: CounterStore) -> None:
+    rules = quiet_rules(new_country=NewCountryRule(True, 1, REFUSE))
+    checker = engine(rules, [entry(ListKind.ALLOW, "33", Scope.ACCOUNT, "alice")])
+    gb, jm, fr = "442071234567", "18765551234", "33142278186"
+
+    async def refused(called: str, i: int) -> bool:
+        attempt = CallAttempt("alice", called, T0 + i, f"s{i}")
+        plan_ = checker.attempt_plan(attempt)
+        assert plan_ is not None
+        values = await store.apply(plan_)
+        verdict = checker.check(attempt, values)
+        assert (values.gate_trips > 0) is verdict.refused
+        assert values.live_registered is not verdict.refused
+        return verdict.refused
+
+    assert not await refused(jm, 0), "no country known yet"
+    ended = CallUsage("alice", "s0", jm, T0 + 1, 0, 60, True, 60)
+    await store.apply(checker.usage_plan(ended))  # type: ignore[arg-type]
+    assert await refused(gb, 2), "a first call to another country"
+    assert not await refused(jm, 3), "a country called before"
+    assert not await refused(fr, 4), "the account's allow list lets it through"
 
 
 def test_keys_share_the_accounts_hash_tag() -> None:

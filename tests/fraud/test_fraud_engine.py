@@ -430,6 +430,7 @@ def test_the_attempt_plan_counts_the_attempt_and_gates_refusing_rules() -> None:
         "cc:JM:secs:3600",
         "countries?JM",
         "countries#",
+        "countries!JM",
         "live",
     }
     assert ops["calls:60"].add == 1 and ops["calls:60"].trip_at == 11
@@ -440,6 +441,8 @@ def test_the_attempt_plan_counts_the_attempt_and_gates_refusing_rules() -> None:
     assert ops["live"].kind is OpKind.LIVE_ADD and ops["live"].member == "s1"
     assert ops["live"].trip_at == 6
     assert ops["countries?JM"].trip_at == -1
+    assert ops["countries!JM"].kind is OpKind.SET_NEW
+    assert ops["countries!JM"].add == 1 and ops["countries!JM"].trip_at == 1
 
 
 def test_no_plan_without_counter_rules_or_when_disabled() -> None:
