@@ -498,6 +498,7 @@ class Server:
                 self.diameter.answerer.route_avps = lambda grant: raw_avps(
                     encode_diameter_routes(grant.routes, vendor) if grant.routes else b""
                 )
+                self.diameter.route_vendor = vendor
             await self.diameter.start(reuse_port=reuse)
             self.terminators.append(self.diameter)
         for extension in self.extensions:

@@ -366,6 +366,30 @@ def charging_request(ccr: CreditControlRequest, peer_address: str) -> ChargingRe
     )
 
 
+ROUTE_INDEX_AVP = 1002
+ROUTE_CARRIER_AVP = 1003
+ROUTE_TRUNK_AVP = 1004
+"""OCSD-Route-Index, -Carrier and -Trunk (``lcr.delivery.RouteAvp``), echoed at the top level
+of a CCR-U/T by a switch that says which route it used."""
+
+
+def _route_report(ccr: CreditControlRequest, vendor: int) -> dict[str, str]:
+    """What the switch says it used, as request extras (``route_used`` & co)."""
+    extra: dict[str, str] = {}
+    if ccr.request_type is CcRequestType.INITIAL_REQUEST or ccr.message is None:
+        return extra
+    for avp in ccr.message.avps:
+        if avp.vendor_id != vendor or not isinstance(avp.value, bytes):
+            continue
+        if avp.code == ROUTE_INDEX_AVP and len(avp.value) == 4:
+            extra["route_used"] = str(int.from_bytes(avp.value, "big"))
+        elif avp.code == ROUTE_CARRIER_AVP and avp.value:
+            extra["route_carrier"] = avp.value.decode("utf-8", "replace").strip()
+        elif avp.code == ROUTE_TRUNK_AVP and avp.value:
+            extra["route_trunk"] = avp.value.decode("utf-8", "replace").strip()
+    return extra
+
+
 def _cost(micros: int, currency: str) -> CostInformation | None:
     code = ISO_4217_NUMERIC.get(currency)
     if code is None:
@@ -694,7 +718,12 @@ class _Connection(asyncio.Protocol):
             command = f"ccr_{ccr.request_type.name.split('_')[0].lower()}"
             try:
                 try:
-                    outcome = await server.service.handle(charging_request(ccr, self.address))
+                    request = charging_request(ccr, self.address)
+                    if server.route_vendor is not None:
+                        report = _route_report(ccr, server.route_vendor)
+                        if report:
+                            request.extra = {**request.extra, **report}
+                    outcome = await server.service.handle(request)
                 except asyncio.CancelledError as exc:
                     if not server.tasks.absorb(exc):
                         raise
@@ -796,6 +825,9 @@ class DiameterServer:
         self.connections: set[_Connection] = set()
         self.by_host: dict[str, _Connection] = {}
         self.stopping = False
+        self.route_vendor: int | None = None
+        """Set when routes go out in CCAs: the Vendor-Id of the OCSD-Route AVPs, whose index
+        or carrier a switch may echo in its CCR-U/T to say which route it used."""
         self.loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()
         self.tasks = DeadlineWatch(self.loop, settings.request_deadline_s)
         """The CCRs being answered, each answered 3004 once ``request_deadline_s`` has passed."""

@@ -95,3 +95,80 @@ def test_radius_and_http_rank_alike_and_the_cdr_names_the_carrier(daemon: Daemon
         ).fetchall()
     # 95 s bill 120 s: the customer pays 0.010/min (0.02), carrierA costs 0.004/min (0.008).
     assert rows == [("carrierA", 8_000, "USD", 20_000, 120)]
+
+
+def test_a_diameter_switch_gets_the_routes_and_reports_the_one_it_used(
+    tmp_path: Path, daemon: Daemon
+) -> None:
+    import asyncio
+    import socket
+    import struct
+
+    from lcr.delivery import decode_avps
+    from protocols.diameter.avp import Avp, AvpFlag
+    from protocols.diameter.constants import CcRequestType
+    from protocols.diameter.gy import encode_ccr
+    from protocols.diameter.message import Message
+    from tests.ocsd.diameter_client import ccr as make_ccr
+    from tests.ocsd.diameter_client import connect
+    from tests.ocsd.test_daemon import free_port
+
+    assert daemon.stop() == 0
+    port = free_port(socket.SOCK_STREAM)
+    vendor = 32473
+    routed = start_daemon(
+        tmp_path,
+        extra=(
+            "lcr: {enabled: true, delivery: {diameter_routes: true}}\n"
+            f"diameter: {{port: {port}}}\n"
+        ),
+    )
+    try:
+
+        async def call() -> list[str]:
+            client = await connect("127.0.0.1", port)
+            try:
+                session = "switch.test.example;routes;1"
+                answer, cca = await client.ccr(
+                    make_ccr(CcRequestType.INITIAL_REQUEST, 0, session=session)
+                )
+                assert cca.result_code == 2001
+                carriers = [
+                    member.data.decode()
+                    for avp in answer.avps
+                    if avp.vendor_id == vendor and avp.code == 1001 and isinstance(avp.value, bytes)
+                    for member in decode_avps(avp.value)
+                    if member.code == 1003
+                ]
+                # The switch used the second route, and says so in its CCR-T.
+                end = encode_ccr(
+                    make_ccr(
+                        CcRequestType.TERMINATION_REQUEST,
+                        1,
+                        session=session,
+                        used=95,
+                        requested=None,
+                    )
+                )
+                used = Avp(1002, vendor, AvpFlag.VENDOR, struct.pack("!I", 2))
+                message = Message(
+                    end.command_code, end.flags, end.application_id, 0, 0, (*end.avps, used)
+                )
+                await client.send(message)
+                return carriers
+            finally:
+                await client.close()
+
+        carriers = asyncio.run(call())
+        assert carriers == ["carrierB", "carrierA"]
+        assert routed.stop() == 0
+        with sqlite3.connect(routed.data / "ocsd.sqlite3") as db:
+            rows = db.execute(
+                "SELECT carrier, carrier_cost_micros, charge_micros FROM cdrs "
+                "WHERE protocol = 'diameter'"
+            ).fetchall()
+        assert rows == [("carrierA", 8_000, 20_000)]
+    finally:
+        if routed.process.poll() is None:
+            routed.process.kill()
+            routed.process.wait()
