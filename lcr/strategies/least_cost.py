@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from lcr.strategies.base import Candidate, RankContext, Ranked, preference
+from lcr.strategies.base import Candidate, RankContext, Ranked
 
 
 class LeastCost:
@@ -14,4 +14,5 @@ class LeastCost:
 
     def rank(self, candidates: list[Candidate], context: RankContext) -> Ranked:
         """Cheapest first; equal costs by priority, then id."""
-        return sorted(candidates, key=lambda c: (c.cost_home, *preference(c))), []
+        # (cost, (entry priority, carrier priority, id)) orders as the flat tuple would.
+        return sorted(candidates, key=lambda c: (c.cost_home, c.preference)), []
