@@ -271,11 +271,11 @@ class DeckUnion:
     deck probes every deck at every prefix length, and in million-prefix decks each probe is a
     cache miss. Here one dictionary maps each prefix to the bit mask of the decks that have it:
     the walk probes each length once, then only the decks whose bit is set and which have not
-    found their rate yet. A deck's answer is exactly ``Deck.lookup``'s (same prefixes, same
-    effective dates and bands, longest prefix first).
+    found their rate yet. A deck's answer is exactly ``Deck.lookup``'s (same prefixes and
+    lengths tried, same effective dates and bands, longest prefix first).
     """
 
-    __slots__ = ("_indexes", "_lengths_by_lead", "_masks", "decks")
+    __slots__ = ("_indexes", "_lengths_by_lead", "_masks", "_open_since", "_slots", "decks")
 
     _lengths_by_lead: dict[str, tuple[tuple[int, int], ...]]
 
@@ -283,12 +283,25 @@ class DeckUnion:
         self.decks = tuple(decks)
         masks: dict[str, int] = {}
         get = masks.get
+        open_since: int | None = 0
         for slot, deck in enumerate(self.decks):
             bit = 1 << slot
-            for prefix in deck._index:
+            for prefix, entry in deck._index.items():
                 masks[prefix] = get(prefix, 0) | bit
+                if open_since is not None:
+                    if (
+                        entry.__class__ is Rate
+                        and entry.effective_to is None
+                        and entry.band is None
+                    ):
+                        open_since = max(open_since, entry.effective_from)
+                    else:
+                        open_since = None
         self._masks = masks
         self._indexes = tuple(deck._index for deck in self.decks)
+        self._open_since = open_since
+        """From then on every rate found is in force (one open-ended rate per prefix, no
+        bands), so the walk need not check; None when some deck has dated or banded rates."""
         # Per lead, the lengths to probe and which decks probe each: exactly the lengths each
         # deck's own lookup would try for that lead.
         allowed: dict[str, dict[int, int]] = {}
@@ -302,9 +315,17 @@ class DeckUnion:
             lead: tuple(sorted(per_length.items(), reverse=True))
             for lead, per_length in allowed.items()
         }
+        self._slots: dict[int, tuple[tuple[int, int], ...]] = {}
+        """Mask -> its (position, bit) pairs, filled as masks are met."""
 
     def __len__(self) -> int:
         return len(self._masks)
+
+    def _pairs(self, mask: int) -> tuple[tuple[int, int], ...]:
+        pairs = tuple((slot, 1 << slot) for slot in range(mask.bit_length()) if mask >> slot & 1)
+        if len(self._slots) < _MAX_MASKS:
+            self._slots[mask] = pairs
+        return pairs
 
     def lookup(
         self, number: str, at: int, weekday: int, second_of_day: int, wanted: int
@@ -312,8 +333,10 @@ class DeckUnion:
         """The rate of each deck whose bit (``1 << position``) is in ``wanted``, by position."""
         found: list[Rate | None] = [None] * len(self.decks)
         get = self._masks.get
+        slots = self._slots
         indexes = self._indexes
         size = len(number)
+        plain = self._open_since is not None and self._open_since <= at
         for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], ()):
             if length > size:
                 continue
@@ -322,30 +345,48 @@ class DeckUnion:
             if mask is None:
                 continue
             hits = mask & wanted & decks
-            while hits:
-                low = hits & -hits
-                hits ^= low
-                slot = low.bit_length() - 1
-                entry = indexes[slot][prefix]
-                if entry.__class__ is Rate:
-                    rate: Rate = entry
-                    if (
-                        rate.effective_from <= at
-                        and (rate.effective_to is None or at < rate.effective_to)
-                        and (rate.band is None or rate.band.contains(weekday, second_of_day))
-                    ):
+            if not hits:
+                continue
+            pairs = slots.get(hits)
+            if pairs is None:
+                pairs = self._pairs(hits)
+            if plain:
+                for slot, _bit in pairs:
+                    found[slot] = indexes[slot][prefix]  # type: ignore[assignment]
+                wanted ^= hits
+            else:
+                for slot, bit in pairs:
+                    rate = _in_force(indexes[slot][prefix], at, weekday, second_of_day)
+                    if rate is not None:
                         found[slot] = rate
-                        wanted ^= low
-                    continue
-                for rate in entry:  # type: ignore[union-attr]
-                    if (
-                        rate.effective_from <= at
-                        and (rate.effective_to is None or at < rate.effective_to)
-                        and (rate.band is None or rate.band.contains(weekday, second_of_day))
-                    ):
-                        found[slot] = rate
-                        wanted ^= low
-                        break
+                        wanted ^= bit
             if not wanted:
                 break
         return found
+
+
+_MAX_MASKS = 1 << 16
+"""Masks whose positions ``DeckUnion`` keeps (there are few: those of plan groups' decks)."""
+
+
+def _in_force(
+    entry: Rate | tuple[Rate, ...], at: int, weekday: int, second_of_day: int
+) -> Rate | None:
+    """The rate of ``entry`` (one rate or several, newest first) in force at the moment."""
+    if entry.__class__ is Rate:
+        rate: Rate = entry
+        if (
+            rate.effective_from <= at
+            and (rate.effective_to is None or at < rate.effective_to)
+            and (rate.band is None or rate.band.contains(weekday, second_of_day))
+        ):
+            return rate
+        return None
+    for rate in entry:  # type: ignore[union-attr]
+        if (
+            rate.effective_from <= at
+            and (rate.effective_to is None or at < rate.effective_to)
+            and (rate.band is None or rate.band.contains(weekday, second_of_day))
+        ):
+            return rate
+    return None
