@@ -67,8 +67,8 @@ COST_CACHE_LIMIT = 100_000
 """Typical-call costs kept per carrier and duration; a full cache is dropped and refilled
 (traffic goes to a small share of a deck's prefixes, so it rarely fills)."""
 
-_new_route = tuple.__new__
-"""Builds a ``Route`` from its fields in order, without the keyword-handling constructor."""
+_new = tuple.__new__
+"""Builds a named tuple from its fields in order, without the keyword-handling constructor."""
 _PROBE = QualityState.PROBE
 _DEMOTED = QualityState.DEMOTED
 
@@ -182,11 +182,16 @@ class _Carrier:
 class _Entry:
     """A route plan entry with its prepared carrier (None: unknown) or why it is skipped."""
 
-    __slots__ = ("carrier", "costs", "entry", "preference", "skip")
+    __slots__ = ("carrier", "costs", "entry", "foreign", "preference", "skip", "slot")
 
-    def __init__(self, entry: RouteEntry, carrier: _Carrier | None, typical: int) -> None:
+    def __init__(
+        self, entry: RouteEntry, carrier: _Carrier | None, typical: int, home: str
+    ) -> None:
         self.entry = entry
         self.carrier = carrier
+        self.slot = carrier.deck_slot if carrier is not None else 0
+        self.foreign = carrier is not None and carrier.currency != home
+        """The carrier's deck is not in the operator's currency."""
         self.skip = (
             Skipped(entry.carrier_id, SkipReason.UNKNOWN_CARRIER)
             if carrier is None
@@ -217,7 +222,11 @@ class _Plan:
     )
 
     def __init__(
-        self, compiled: CompiledPlan, settings: LcrSettings, carriers: dict[str, _Carrier]
+        self,
+        compiled: CompiledPlan,
+        settings: LcrSettings,
+        carriers: dict[str, _Carrier],
+        home: str,
     ) -> None:
         plan = compiled.plan
         self.compiled = compiled
@@ -243,7 +252,7 @@ class _Plan:
         grouped: dict[str, list[_Entry]] = {}
         for entry in plan.entries:
             grouped.setdefault(entry.prefix, []).append(
-                _Entry(entry, carriers.get(entry.carrier_id), typical)
+                _Entry(entry, carriers.get(entry.carrier_id), typical, home)
             )
         self.groups: dict[str, tuple[tuple[_Entry, ...], int]] = {}
         """Prefix -> (its entries, the bits of the decks to look up for them)."""
@@ -340,7 +349,7 @@ class Router:
                 view, decks[deck_id] if slot >= 0 and deck_id else None, max(slot, 0)
             )
         self._plans = {
-            plan_id: _Plan(compiled, settings, self._carriers)
+            plan_id: _Plan(compiled, settings, self._carriers, home_currency)
             for plan_id, compiled in catalog.plans.items()
         }
         self._account_bindings: dict[str, Binding] = {}
@@ -439,13 +448,15 @@ class Router:
         percent_den = prepared.percent_den
         durations = prepared.durations
         single = len(durations) == 1
+        one_level = single and revenues is not None and len(revenues[0]) == 1
+        revenue0 = revenues[0][0] if one_level and revenues is not None else 0
         for e in entries:
             if e.skip is not None:
                 skipped.append(e.skip)
                 continue
             carrier = e.carrier
             assert carrier is not None and rates is not None
-            rate = rates[carrier.deck_slot]
+            rate = rates[e.slot]
             if rate is None:
                 skipped.append(
                     Skipped(carrier.carrier_id, SkipReason.NO_RATE, f"no rate for {number}")
@@ -464,7 +475,7 @@ class Router:
             terms = priced[1]
             cost = priced[2]
             to_home: Fraction | None = None
-            if carrier.currency != home:
+            if e.foreign:
                 try:
                     to_home = self.fx.factor(carrier.currency, home, at)[0]
                 except NoExchangeRate as exc:
@@ -476,8 +487,15 @@ class Router:
             level_margins: tuple[int, ...] = ()
             if revenues is not None:
                 short = False
-                if single:
-                    # Only the typical duration is checked (the usual case): one pass.
+                if one_level:
+                    # One level and one duration (the usual case): no lists.
+                    left = revenue0 - cost_home
+                    short = left < min_micros or bool(
+                        percent_num and left * 100 * percent_den < percent_num * revenue0
+                    )
+                    level_margins = (left if left.__class__ is int else int(left // 1),)
+                elif single:
+                    # Only the typical duration is checked: one pass.
                     margins: list[int] = []
                     for revenue in revenues[0]:
                         left = revenue - cost_home
@@ -528,22 +546,25 @@ class Router:
             )
         ranked, dropped = strategy.rank(
             candidates,
-            RankContext(request.seed, prepared.plan.quality_floor, self.settings.quality),
+            _new(RankContext, (request.seed, prepared.plan.quality_floor, self.settings.quality)),
         )
         if dropped:
             skipped.extend(Skipped(c.carrier_id, reason, detail) for c, reason, detail in dropped)
         routes = self._routes(
             ranked, resolution, request, account_binding, tariff_binding, group, skipped
         )
-        return RouteDecision(
-            resolution,
-            prepared.plan_id,
-            strategy.name,
-            typical,
-            home,
-            routes,
-            tuple(skipped),
-            None if routes else no_route_reason(s.reason for s in skipped),
+        return _new(
+            RouteDecision,
+            (
+                resolution,
+                prepared.plan_id,
+                strategy.name,
+                typical,
+                home,
+                routes,
+                tuple(skipped),
+                None if routes else no_route_reason(s.reason for s in skipped),
+            ),
         )
 
     def _revenues(
@@ -634,7 +655,7 @@ class Router:
                     number = rule.apply(number)
                 rule_id = leg.caller_id_rule
                 routes.append(
-                    _new_route(
+                    _new(
                         Route,
                         (
                             carrier.carrier_id,

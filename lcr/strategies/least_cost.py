@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import ClassVar
 
 from lcr.strategies.base import Candidate, RankContext, Ranked
@@ -14,5 +15,8 @@ class LeastCost:
 
     def rank(self, candidates: list[Candidate], context: RankContext) -> Ranked:
         """Cheapest first; equal costs by priority, then id."""
-        # (cost, (entry priority, carrier priority, id)) orders as the flat tuple would.
-        return sorted(candidates, key=lambda c: (c.cost_home, c.preference)), []
+        return sorted(candidates, key=_KEY), []
+
+
+_KEY = attrgetter("cost_home", "preference")
+"""(cost, (entry priority, carrier priority, id)): orders as the flat tuple would."""
