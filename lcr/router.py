@@ -145,10 +145,10 @@ class _Carrier:
         self.legs = tuple(_Leg(carrier, t) for t in trunks) or (_Leg(carrier, None),)
         self.ordered = len(trunks) <= 1
         """The legs are in their final order (else weighted per call)."""
-        self.costs: dict[int, dict[int, tuple[Rate, RateTerms, int]]] = {}
-        """Typical duration -> id(rate) -> (rate, its terms, the typical call's cost)."""
+        self.costs: dict[int, dict[str, tuple[Rate, RateTerms, int]]] = {}
+        """Typical duration -> prefix -> (its rate, its terms, the typical call's cost)."""
 
-    def costs_for(self, typical: int) -> dict[int, tuple[Rate, RateTerms, int]]:
+    def costs_for(self, typical: int) -> dict[str, tuple[Rate, RateTerms, int]]:
         """The cache of typical-call costs for one typical duration."""
         cache = self.costs.get(typical)
         if cache is None:
@@ -156,12 +156,13 @@ class _Carrier:
         return cache
 
     def price(
-        self, rate: Rate, typical: int, cache: dict[int, tuple[Rate, RateTerms, int]]
+        self, rate: Rate, typical: int, cache: dict[str, tuple[Rate, RateTerms, int]]
     ) -> tuple[Rate, RateTerms, int]:
         """The rate's terms on this carrier and the cost of a typical call, kept in ``cache``.
 
-        Keyed by identity: the catalog holds every deck, so no rate dies while it is cached;
-        the rate kept in the value guards the key anyway.
+        Keyed by prefix (the deck's own string, its hash already computed); a prefix with
+        several rates (dated versions, bands) keeps the last one priced, which the caller
+        checks by identity.
         """
         carrier = self.carrier
         terms = RateTerms(
@@ -175,7 +176,7 @@ class _Carrier:
         )
         if len(cache) >= COST_CACHE_LIMIT:
             cache.clear()
-        found = cache[id(rate)] = (rate, terms, terms.cost(typical))
+        found = cache[rate.prefix] = (rate, terms, terms.cost(typical))
         return found
 
 
@@ -469,7 +470,7 @@ class Router:
                     Skipped(carrier.carrier_id, SkipReason.DEMOTED, f"until {until:%H:%M:%S}Z")
                 )
                 continue
-            priced = e.costs.get(id(rate))
+            priced = e.costs.get(rate.prefix)
             if priced is None or priced[0] is not rate:
                 priced = carrier.price(rate, typical, e.costs)
             terms = priced[1]
@@ -612,6 +613,7 @@ class Router:
             else catalog.apply_caller_id(caller_rule, request.calling)
         )
         seed = request.seed
+        ported = bool(resolution.routing_number)
         routes: list[Route] = []
         for candidate in ranked:
             priced: _Priced = candidate  # type: ignore[assignment]
@@ -620,7 +622,7 @@ class Router:
             rate = priced.rate
             base = (
                 resolution.rating_number
-                if carrier.send_routing_number and resolution.ported
+                if ported and carrier.send_routing_number
                 else resolution.dialled
             )
             carrier_number = base

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 ALL_WEEKDAYS = 0b111_1111
 """Bit 0 is Monday, bit 6 Sunday (``datetime.weekday()``)."""
@@ -281,22 +282,18 @@ class DeckUnion:
 
     def __init__(self, decks: Sequence[Deck]) -> None:
         self.decks = tuple(decks)
+        # Built with dictionary and set operations in C: only prefixes that several decks
+        # share go through Python, once per deck that shares them.
         masks: dict[str, int] = {}
-        get = masks.get
         open_since: int | None = 0
         for slot, deck in enumerate(self.decks):
             bit = 1 << slot
-            for prefix, entry in deck._index.items():
-                masks[prefix] = get(prefix, 0) | bit
-                if open_since is not None:
-                    if (
-                        entry.__class__ is Rate
-                        and entry.effective_to is None
-                        and entry.band is None
-                    ):
-                        open_since = max(open_since, entry.effective_from)
-                    else:
-                        open_since = None
+            keys = deck._index.keys()
+            shared = {prefix: masks[prefix] | bit for prefix in keys & masks.keys()}
+            masks.update(dict.fromkeys(keys, bit))
+            masks.update(shared)
+            if open_since is not None:
+                open_since = _open_since(deck, open_since)
         self._masks = masks
         self._indexes = tuple(deck._index for deck in self.decks)
         self._open_since = open_since
@@ -364,6 +361,22 @@ class DeckUnion:
                 break
         return found
 
+
+def _open_since(deck: Deck, since: int) -> int | None:
+    """When every rate of ``deck`` is in force for good (one open-ended rate per prefix, no
+    bands), the latest of their starts and ``since``; else None."""
+    entries = deck._index.values()
+    if set(map(type, entries)) - {Rate}:
+        return None
+    rates: Iterable[Rate] = entries  # type: ignore[assignment]
+    if set(map(_END, rates)) - {None} or set(map(_BAND, rates)) - {None}:
+        return None
+    return max(since, max(map(_START, rates), default=0))
+
+
+_START = attrgetter("effective_from")
+_END = attrgetter("effective_to")
+_BAND = attrgetter("band")
 
 _MAX_MASKS = 1 << 16
 """Masks whose positions ``DeckUnion`` keeps (there are few: those of plan groups' decks)."""
