@@ -183,7 +183,16 @@ class _Carrier:
 class _Entry:
     """A route plan entry with its prepared carrier (None: unknown) or why it is skipped."""
 
-    __slots__ = ("carrier", "costs", "entry", "foreign", "preference", "skip", "slot")
+    __slots__ = (
+        "candidates",
+        "carrier",
+        "costs",
+        "entry",
+        "foreign",
+        "preference",
+        "skip",
+        "slot",
+    )
 
     def __init__(
         self, entry: RouteEntry, carrier: _Carrier | None, typical: int, home: str
@@ -199,6 +208,8 @@ class _Entry:
             else carrier.skip
         )
         self.costs = carrier.costs_for(typical) if carrier is not None else {}
+        self.candidates: dict[str, _Priced] = {}
+        """Prefix -> the last candidate built for a rate of that prefix."""
         self.preference = (
             entry.priority,
             carrier.carrier.priority if carrier is not None else 0,
@@ -279,9 +290,14 @@ class _Plan:
 
 
 class _Priced(Candidate):
-    """A candidate with what the router found for it."""
+    """A candidate with what the router found for it.
 
-    __slots__ = ("level_margins", "prepared", "rate", "terms", "typical_cost")
+    Nothing in it depends on the call but the rate, the quality entry and (for a deck in
+    another currency) the exchange rate, so a plan entry keeps its candidate per prefix and
+    the next call with the same rate and quality entry reuses it.
+    """
+
+    __slots__ = ("prepared", "rate", "terms", "typical_cost")
 
     def __init__(
         self,
@@ -292,7 +308,6 @@ class _Priced(Candidate):
         rate: Rate,
         terms: RateTerms,
         typical_cost: int,
-        level_margins: tuple[int, ...],
     ) -> None:
         self.carrier = prepared.carrier
         self.entry = entry.entry
@@ -303,7 +318,6 @@ class _Priced(Candidate):
         self.rate = rate
         self.terms = terms
         self.typical_cost = typical_cost
-        self.level_margins = level_margins
 
 
 class Router:
@@ -485,30 +499,15 @@ class Router:
                     )
                     continue
             cost_home: int | Fraction = cost if to_home is None else cost * to_home
-            level_margins: tuple[int, ...] = ()
             if revenues is not None:
-                short = False
                 if one_level:
                     # One level and one duration (the usual case): no lists.
                     left = revenue0 - cost_home
                     short = left < min_micros or bool(
                         percent_num and left * 100 * percent_den < percent_num * revenue0
                     )
-                    level_margins = (left if left.__class__ is int else int(left // 1),)
-                elif single:
-                    # Only the typical duration is checked: one pass.
-                    margins: list[int] = []
-                    for revenue in revenues[0]:
-                        left = revenue - cost_home
-                        margins.append(int(left // 1))
-                        if left < min_micros or (
-                            percent_num and left * 100 * percent_den < percent_num * revenue
-                        ):
-                            short = True
-                            break
-                    level_margins = tuple(margins)
                 else:
-                    short, level_margins = _check(
+                    short = _short(
                         revenues,
                         durations,
                         terms,
@@ -531,9 +530,18 @@ class Router:
                     )
                     skipped.append(Skipped(carrier.carrier_id, SkipReason.BELOW_MARGIN, failure))
                     continue
-            candidates.append(
-                _Priced(carrier, e, cost_home, quality, rate, terms, cost, level_margins)
-            )
+            candidate = e.candidates.get(rate.prefix)
+            if (
+                candidate is None
+                or candidate.rate is not rate
+                or candidate.quality is not quality
+                or e.foreign
+            ):
+                candidate = _Priced(carrier, e, cost_home, quality, rate, terms, cost)
+                if len(e.candidates) >= COST_CACHE_LIMIT:
+                    e.candidates.clear()
+                e.candidates[rate.prefix] = candidate
+            candidates.append(candidate)
         if not candidates:
             return RouteDecision(
                 resolution,
@@ -552,7 +560,14 @@ class Router:
         if dropped:
             skipped.extend(Skipped(c.carrier_id, reason, detail) for c, reason, detail in dropped)
         routes = self._routes(
-            ranked, resolution, request, account_binding, tariff_binding, group, skipped
+            ranked,
+            resolution,
+            request,
+            account_binding,
+            tariff_binding,
+            group,
+            skipped,
+            revenues[0] if revenues is not None else None,
         )
         return _new(
             RouteDecision,
@@ -599,7 +614,9 @@ class Router:
         tariff_binding: Binding | None,
         group: str,
         skipped: list[Skipped],
+        revenues: list[int | Fraction] | None,
     ) -> tuple[Route, ...]:
+        """The ranked candidates as routes; ``revenues``: each level's at the typical duration."""
         catalog = self.catalog
         limit = self.settings.max_routes
         caller_rule = None
@@ -639,7 +656,15 @@ class Router:
                         key=lambda g: g.priority,
                     )
                 )
-            level_margins = priced.level_margins
+            # What each level keeps of a typical call (rounded down to a micro-unit).
+            level_margins: tuple[int, ...] = ()
+            if revenues is not None:
+                cost_home = priced.cost_home
+                if len(revenues) == 1:
+                    left = revenues[0] - cost_home
+                    level_margins = (left if left.__class__ is int else int(left // 1),)
+                else:
+                    level_margins = tuple(int((r - cost_home) // 1) for r in revenues)
             margin = level_margins[0] if level_margins else None
             for leg in legs:
                 if len(routes) >= limit:
@@ -692,7 +717,7 @@ class Router:
         return tuple(routes)
 
 
-def _check(
+def _short(
     revenues: list[list[int | Fraction]],
     durations: tuple[int, ...],
     terms: RateTerms,
@@ -701,9 +726,8 @@ def _check(
     min_micros: int,
     percent_num: int,
     percent_den: int,
-) -> tuple[bool, tuple[int, ...]]:
-    """The margin guard at every duration: (short somewhere, margins at the typical one)."""
-    margins: list[int] = []
+) -> bool:
+    """Whether some level pays less than the carrier costs plus the margin, at any duration."""
     for index, level_revenues in enumerate(revenues):
         if index == 0:
             cost: int | Fraction = cost_home
@@ -712,10 +736,8 @@ def _check(
             cost = raw if to_home is None else raw * to_home
         for revenue in level_revenues:
             left = revenue - cost
-            if index == 0:
-                margins.append(int(left // 1))
             if left < min_micros or (
                 percent_num and left * 100 * percent_den < percent_num * revenue
             ):
-                return True, ()
-    return False, tuple(margins)
+                return True
+    return False
