@@ -338,10 +338,10 @@ class Router:
         self.settings = settings = settings or LcrSettings()
         self.fx = fx or FxTable()
         self.home_currency = home_currency
-        self.quality = quality or QualityBoard()
+        self._quality = quality or QualityBoard()
         self._prefix_mode = settings.portability_mode == "prefix"
         self._reference = ReferenceRouter(
-            catalog, settings, fx=self.fx, home_currency=home_currency, quality=self.quality
+            catalog, settings, fx=self.fx, home_currency=home_currency, quality=self._quality
         )
         decks = catalog.decks
         used: list[Deck] = []
@@ -377,6 +377,16 @@ class Router:
         self._default_plan = (
             self._plans.get(settings.default_route_plan) if settings.default_route_plan else None
         )
+
+    @property
+    def quality(self) -> QualityBoard:
+        """The board whose snapshot of quality figures and demotions the router reads."""
+        return self._quality
+
+    @quality.setter
+    def quality(self, board: QualityBoard) -> None:
+        self._quality = board
+        self._reference.quality = board
 
     # -- numbers and plans -------------------------------------------------------------
 
@@ -455,7 +465,7 @@ class Router:
             if wanted
             else None
         )
-        snapshot = self.quality.snapshot.entries
+        snapshot = self._quality.snapshot.entries
         skipped: list[Skipped] = []
         candidates: list[Candidate] = []
         min_micros = prepared.min_micros
