@@ -28,7 +28,10 @@ same (a property test holds them together) with less work per call:
 - one ``DeckUnion`` over the carriers' decks finds every candidate's rate in one
   longest-prefix walk of the number instead of one walk per carrier;
 - a rate's terms and the cost of a typical call on them are computed once per carrier and
-  kept (rates are immutable); the cache is bounded and starts afresh when full.
+  kept (rates are immutable), and so is the candidate built from them while its quality entry
+  is the same; the caches are bounded and start afresh when full;
+- what is rare is left to the reference: a price in a currency without an exchange rate,
+  and the wording of a margin failure.
 """
 
 from __future__ import annotations
@@ -64,8 +67,8 @@ _EPOCH_WEEKDAY = 3
 """1970-01-01 was a Thursday (``datetime.weekday()`` numbering)."""
 
 COST_CACHE_LIMIT = 100_000
-"""Typical-call costs kept per carrier and duration; a full cache is dropped and refilled
-(traffic goes to a small share of a deck's prefixes, so it rarely fills)."""
+"""Typical-call costs kept per carrier and duration, and candidates per plan entry; a full
+cache is dropped and refilled (traffic goes to a small share of a deck's prefixes)."""
 
 _new = tuple.__new__
 """Builds a named tuple from its fields in order, without the keyword-handling constructor."""
