@@ -1,10 +1,14 @@
-"""What routing answers: the ranked routes, the carriers left out and why, or why none is left."""
+"""What routing answers: the ranked routes, the carriers left out and why, or why none is left.
+
+The answer's types are named tuples: immutable like frozen dataclasses, but built several times
+faster, and the router builds several of them for every call.
+"""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from rating.billing import RateTerms
 
@@ -59,8 +63,7 @@ def no_route_reason(reasons: Iterable[SkipReason]) -> NoRouteReason:
     return NoRouteReason.NO_CARRIER
 
 
-@dataclass(frozen=True, slots=True)
-class NumberResolution:
+class NumberResolution(NamedTuple):
     """The dialled number after the portability lookup."""
 
     dialled: str
@@ -76,8 +79,7 @@ class NumberResolution:
         return bool(self.routing_number)
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
     """One way to complete the call, in the order the switch should try them."""
 
     carrier_id: str
@@ -118,8 +120,7 @@ class Route:
     """The carrier's billing terms for the call: its cost for any duration (the CDR's)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Skipped:
+class Skipped(NamedTuple):
     """A carrier (or trunk) left out, and why."""
 
     carrier_id: str
@@ -128,8 +129,7 @@ class Skipped:
     trunk_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class RouteDecision:
+class RouteDecision(NamedTuple):
     """The routing answer for one call."""
 
     resolution: NumberResolution
@@ -159,4 +159,4 @@ class RouteDecision:
         no_route = self.no_route
         if not kept and no_route is None:
             no_route = no_route_reason(reason for reason, _ in gone.values())
-        return replace(self, routes=kept, skipped=skipped, no_route=no_route)
+        return self._replace(routes=kept, skipped=skipped, no_route=no_route)

@@ -18,11 +18,24 @@ latest quality snapshot go in, a ``RouteDecision`` comes out. Per call it:
 
 Capacity is not known here: the hot store's ``admit`` takes the ranked routes and removes
 those over their limits in one round trip (``RouteDecision.without``).
+
+``lcr.reference.ReferenceRouter`` states these rules plainly; this router decides exactly the
+same (a property test holds them together) with less work per call:
+
+- everything that does not depend on the call is prepared when the router is built: carriers
+  with the reason they are unusable, if any, and their trunks' number and caller-ID settings;
+  route plans with their typical duration, margin thresholds and entries per prefix;
+- one ``DeckUnion`` over the carriers' decks finds every candidate's rate in one
+  longest-prefix walk of the number instead of one walk per carrier;
+- a rate's terms and the cost of a typical call on them are computed once per carrier and
+  kept (rates are immutable), and so is the candidate built from them while its quality entry
+  is the same; the caches are bounded and start afresh when full;
+- what is rare is left to the reference: a price in a currency without an exchange rate,
+  and the wording of a margin failure.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 
@@ -36,59 +49,278 @@ from lcr.decision import (
     SkipReason,
     no_route_reason,
 )
-from lcr.model import Binding, RoutePlan, apply_rules
-from lcr.quality import QualityBoard, QualityState
+from lcr.model import Binding, BindingKind, Carrier, NumberRule, RouteEntry, RoutePlan, Trunk
+from lcr.quality import QualityBoard, QualityEntry, QualityState
+from lcr.reference import ReferenceRouter
+from lcr.request import RouteRequest
 from lcr.settings import LcrSettings
 from lcr.strategies import Candidate, RankContext
 from lcr.strategies.weighted import weighted_order
 from rating.billing import RateTerms
 from rating.currency import FxTable, NoExchangeRate
-from rating.deck import SECONDS_PER_DAY, Rate
+from rating.deck import SECONDS_PER_DAY, Deck, DeckUnion, Rate
 from rating.engine import CallPrice
-from rating.money import format_micros
+
+__all__ = ["RouteRequest", "Router"]
 
 _EPOCH_WEEKDAY = 3
 """1970-01-01 was a Thursday (``datetime.weekday()`` numbering)."""
 
+COST_CACHE_LIMIT = 100_000
+"""Typical-call costs kept per carrier and duration, and candidates per plan entry; a full
+cache is dropped and refilled (traffic goes to a small share of a deck's prefixes)."""
 
-@dataclass(frozen=True, slots=True)
-class RouteRequest:
-    """What the router needs to know about a call."""
-
-    account_id: str
-    number: str
-    """The dialled number, normalised to E.164 digits."""
-    at: int
-    """The call's start, UTC epoch seconds."""
-    tariff_plan_id: str = ""
-    """The account's tariff plan (for plans bound to a tariff plan)."""
-    calling: str = ""
-    price: CallPrice | None = None
-    """The customer's price at every level; without it no margin is checked."""
-    seed: int = 0
-    """A hash of the call id: weighted choices are the same for the same call."""
-    resolution: NumberResolution | None = None
-    """The portability lookup already made (else the router makes it)."""
+_new = tuple.__new__
+"""Builds a named tuple from its fields in order, without the keyword-handling constructor."""
+_PROBE = QualityState.PROBE
+_DEMOTED = QualityState.DEMOTED
 
 
-class _Margin:
-    """What every level pays, in the operator's currency, at the durations checked."""
+class _Leg:
+    """One trunk of a carrier (or the carrier itself when it has none), ready to route."""
 
-    __slots__ = ("durations", "labels", "min_micros", "min_percent", "revenues")
+    __slots__ = (
+        "address",
+        "caller_id_rule",
+        "max_calls",
+        "max_cps",
+        "number_rules",
+        "priority",
+        "tech_prefix",
+        "trunk",
+        "trunk_id",
+        "weight",
+    )
+
+    def __init__(self, carrier: Carrier, trunk: Trunk | None) -> None:
+        self.trunk = trunk
+        self.trunk_id = trunk.trunk_id if trunk else ""
+        self.address = trunk.address if trunk else ""
+        self.priority = trunk.priority if trunk else 0
+        self.weight = trunk.weight if trunk else 0
+        tech = carrier.tech_prefix
+        if trunk is not None and trunk.tech_prefix is not None:
+            tech = trunk.tech_prefix
+        self.tech_prefix = tech
+        self.number_rules: tuple[NumberRule, ...] = trunk.number_rules if trunk else ()
+        self.caller_id_rule = (trunk.caller_id_rule if trunk else None) or carrier.caller_id_rule
+        self.max_calls = trunk.max_calls if trunk else 0
+        self.max_cps = trunk.max_cps if trunk else 0
+
+
+class _Carrier:
+    """A carrier prepared for the call path."""
+
+    __slots__ = (
+        "carrier",
+        "carrier_id",
+        "costs",
+        "currency",
+        "deck_bit",
+        "deck_slot",
+        "legs",
+        "max_calls",
+        "max_cps",
+        "ordered",
+        "skip",
+        "view",
+    )
+
+    def __init__(self, view: CarrierView, deck: Deck | None, deck_slot: int) -> None:
+        carrier = view.carrier
+        self.view = view
+        self.carrier = carrier
+        self.carrier_id = carrier.carrier_id
+        self.max_calls = carrier.max_calls
+        self.max_cps = carrier.max_cps
+        # Why the carrier can carry nothing, in the order the reference checks it.
+        self.skip: Skipped | None = None
+        if not carrier.enabled:
+            self.skip = Skipped(carrier.carrier_id, SkipReason.DISABLED)
+        elif view.trunks and not view.enabled_trunks:
+            self.skip = Skipped(carrier.carrier_id, SkipReason.DISABLED, "every trunk is disabled")
+        elif deck is None:
+            self.skip = Skipped(carrier.carrier_id, SkipReason.NO_DECK)
+        self.deck_slot = deck_slot
+        self.deck_bit = 1 << deck_slot if deck is not None else 0
+        self.currency = deck.currency if deck is not None else ""
+        trunks = view.enabled_trunks
+        self.legs = tuple(_Leg(carrier, t) for t in trunks) or (_Leg(carrier, None),)
+        self.ordered = len(trunks) <= 1
+        """The legs are in their final order (else weighted per call)."""
+        self.costs: dict[int, dict[str, tuple[Rate, RateTerms, int]]] = {}
+        """Typical duration -> prefix -> (its rate, its terms, the typical call's cost)."""
+
+    def costs_for(self, typical: int) -> dict[str, tuple[Rate, RateTerms, int]]:
+        """The cache of typical-call costs for one typical duration."""
+        cache = self.costs.get(typical)
+        if cache is None:
+            cache = self.costs[typical] = {}
+        return cache
+
+    def price(
+        self, rate: Rate, typical: int, cache: dict[str, tuple[Rate, RateTerms, int]]
+    ) -> tuple[Rate, RateTerms, int]:
+        """The rate's terms on this carrier and the cost of a typical call, kept in ``cache``.
+
+        Keyed by prefix (the deck's own string, its hash already computed); a prefix with
+        several rates (dated versions, bands) keeps the last one priced, which the caller
+        checks by identity.
+        """
+        carrier = self.carrier
+        terms = RateTerms(
+            rate.rate_micros,
+            rate.connect_fee_micros,
+            rate.first_block_s,
+            rate.increment_s,
+            rate.grace_s,
+            carrier.scope,
+            carrier.mode,
+        )
+        if len(cache) >= COST_CACHE_LIMIT:
+            cache.clear()
+        found = cache[rate.prefix] = (rate, terms, terms.cost(typical))
+        return found
+
+
+class _Entry:
+    """A route plan entry with its prepared carrier (None: unknown) or why it is skipped."""
+
+    __slots__ = (
+        "candidates",
+        "carrier",
+        "costs",
+        "entry",
+        "foreign",
+        "preference",
+        "skip",
+        "slot",
+    )
+
+    def __init__(
+        self, entry: RouteEntry, carrier: _Carrier | None, typical: int, home: str
+    ) -> None:
+        self.entry = entry
+        self.carrier = carrier
+        self.slot = carrier.deck_slot if carrier is not None else 0
+        self.foreign = carrier is not None and carrier.currency != home
+        """The carrier's deck is not in the operator's currency."""
+        self.skip = (
+            Skipped(entry.carrier_id, SkipReason.UNKNOWN_CARRIER)
+            if carrier is None
+            else carrier.skip
+        )
+        self.costs = carrier.costs_for(typical) if carrier is not None else {}
+        self.candidates: dict[str, _Priced] = {}
+        """Prefix -> the last candidate built for a rate of that prefix."""
+        self.preference = (
+            entry.priority,
+            carrier.carrier.priority if carrier is not None else 0,
+            entry.carrier_id,
+        )
+
+
+class _Plan:
+    """A route plan prepared for the call path: entries per prefix, thresholds resolved."""
+
+    __slots__ = (
+        "compiled",
+        "durations",
+        "groups",
+        "lengths",
+        "min_micros",
+        "percent_den",
+        "percent_num",
+        "plan",
+        "plan_id",
+        "typical",
+    )
 
     def __init__(
         self,
-        durations: tuple[int, ...],
-        revenues: list[list[int | Fraction]],
-        labels: list[str],
-        min_micros: int,
-        min_percent: Fraction,
+        compiled: CompiledPlan,
+        settings: LcrSettings,
+        carriers: dict[str, _Carrier],
+        home: str,
     ) -> None:
-        self.durations = durations
-        self.revenues = revenues
-        self.labels = labels
-        self.min_micros = min_micros
-        self.min_percent = min_percent
+        plan = compiled.plan
+        self.compiled = compiled
+        self.plan = plan
+        self.plan_id = plan.plan_id
+        self.typical = typical = plan.typical_duration_s or settings.typical_duration_s
+        self.durations = (
+            typical,
+            *(d for d in settings.margin_check_durations_s if d != typical),
+        )
+        self.min_micros = (
+            plan.min_margin_micros
+            if plan.min_margin_micros is not None
+            else settings.min_margin_micros
+        )
+        percent = Fraction(
+            plan.min_margin_percent
+            if plan.min_margin_percent is not None
+            else settings.min_margin_percent
+        )
+        self.percent_num = percent.numerator
+        self.percent_den = percent.denominator
+        grouped: dict[str, list[_Entry]] = {}
+        for entry in plan.entries:
+            grouped.setdefault(entry.prefix, []).append(
+                _Entry(entry, carriers.get(entry.carrier_id), typical, home)
+            )
+        self.groups: dict[str, tuple[tuple[_Entry, ...], int]] = {}
+        """Prefix -> (its entries, the bits of the decks to look up for them)."""
+        for prefix, entries in grouped.items():
+            wanted = 0
+            for e in entries:
+                if e.skip is None and e.carrier is not None:
+                    wanted |= e.carrier.deck_bit
+            self.groups[prefix] = (tuple(entries), wanted)
+        self.lengths = tuple(sorted({len(p) for p in grouped}, reverse=True))
+
+    def entries_for(self, number: str) -> tuple[str, tuple[tuple[_Entry, ...], int]]:
+        """The longest entry prefix starting ``number`` and its entries (as ``CompiledPlan``)."""
+        groups = self.groups
+        size = len(number)
+        for length in self.lengths:
+            if length <= size:
+                prefix = number[:length]
+                found = groups.get(prefix)
+                if found is not None:
+                    return prefix, found
+        return "", ((), 0)
+
+
+class _Priced(Candidate):
+    """A candidate with what the router found for it.
+
+    Nothing in it depends on the call but the rate, the quality entry and (for a deck in
+    another currency) the exchange rate, so a plan entry keeps its candidate per prefix and
+    the next call with the same rate and quality entry reuses it.
+    """
+
+    __slots__ = ("prepared", "rate", "terms", "typical_cost")
+
+    def __init__(
+        self,
+        prepared: _Carrier,
+        entry: _Entry,
+        cost_home: int | Fraction,
+        quality: QualityEntry | None,
+        rate: Rate,
+        terms: RateTerms,
+        typical_cost: int,
+    ) -> None:
+        self.carrier = prepared.carrier
+        self.entry = entry.entry
+        self.preference = entry.preference
+        self.cost_home = cost_home
+        self.quality = quality
+        self.prepared = prepared
+        self.rate = rate
+        self.terms = terms
+        self.typical_cost = typical_cost
 
 
 class Router:
@@ -102,13 +334,62 @@ class Router:
         fx: FxTable | None = None,
         home_currency: str = "USD",
         quality: QualityBoard | None = None,
+        reuse: Router | None = None,
     ) -> None:
+        """Prepare the catalog; ``reuse``: a router whose deck index serves if decks match."""
         self.catalog = catalog
-        self.settings = settings or LcrSettings()
+        self.settings = settings = settings or LcrSettings()
         self.fx = fx or FxTable()
         self.home_currency = home_currency
-        self.quality = quality or QualityBoard()
-        self._prefix_mode = self.settings.portability_mode == "prefix"
+        self._quality = quality or QualityBoard()
+        self._prefix_mode = settings.portability_mode == "prefix"
+        self._reference = ReferenceRouter(
+            catalog, settings, fx=self.fx, home_currency=home_currency, quality=self._quality
+        )
+        decks = catalog.decks
+        used: list[Deck] = []
+        slots: dict[str, int] = {}
+        for view in catalog.carriers.values():
+            deck_id = view.carrier.deck_id
+            if deck_id and deck_id not in slots and deck_id in decks:
+                slots[deck_id] = len(used)
+                used.append(decks[deck_id])
+        previous = reuse._union if reuse is not None else None
+        same = previous is not None and len(previous.decks) == len(used)
+        if same and previous is not None:
+            same = all(a is b for a, b in zip(previous.decks, used, strict=True))
+        self._union: DeckUnion = previous if same and previous is not None else DeckUnion(used)
+        self._carriers: dict[str, _Carrier] = {}
+        for carrier_id, view in catalog.carriers.items():
+            deck_id = view.carrier.deck_id
+            slot = slots.get(deck_id, -1) if deck_id else -1
+            self._carriers[carrier_id] = _Carrier(
+                view, decks[deck_id] if slot >= 0 and deck_id else None, max(slot, 0)
+            )
+        self._plans = {
+            plan_id: _Plan(compiled, settings, self._carriers, home_currency)
+            for plan_id, compiled in catalog.plans.items()
+        }
+        self._account_bindings: dict[str, Binding] = {}
+        self._tariff_bindings: dict[str, Binding] = {}
+        for (kind, subject), binding in catalog.bindings.items():
+            if kind is BindingKind.ACCOUNT:
+                self._account_bindings[subject] = binding
+            else:
+                self._tariff_bindings[subject] = binding
+        self._default_plan = (
+            self._plans.get(settings.default_route_plan) if settings.default_route_plan else None
+        )
+
+    @property
+    def quality(self) -> QualityBoard:
+        """The board whose snapshot of quality figures and demotions the router reads."""
+        return self._quality
+
+    @quality.setter
+    def quality(self, board: QualityBoard) -> None:
+        self._quality = board
+        self._reference.quality = board
 
     # -- numbers and plans -------------------------------------------------------------
 
@@ -122,78 +403,44 @@ class Router:
 
     def plan_for(self, account_id: str, tariff_plan_id: str = "") -> RoutePlan | None:
         """The route plan that applies to an account."""
-        compiled = self._compiled_plan(*self.catalog.binding(account_id, tariff_plan_id))
-        return compiled.plan if compiled else None
-
-    def _compiled_plan(
-        self, account: Binding | None, tariff: Binding | None
-    ) -> CompiledPlan | None:
-        plans = self.catalog.plans
-        for binding in (account, tariff):
-            if binding is not None and binding.route_plan_id is not None:
-                return plans[binding.route_plan_id]
-        default = self.settings.default_route_plan
-        return plans.get(default) if default else None
-
-    # -- margins -----------------------------------------------------------------------
-
-    def _margin(self, plan: RoutePlan, typical: int, price: CallPrice, at: int) -> _Margin:
-        settings = self.settings
-        durations = (typical, *(d for d in settings.margin_check_durations_s if d != typical))
-        home = self.home_currency
-        factors: list[Fraction | None] = []
-        for level in price.levels:
-            if level.currency == home:
-                factors.append(None)
-            else:
-                factors.append(self.fx.factor(level.currency, home, at)[0])
-        revenues: list[list[int | Fraction]] = []
-        for duration in durations:
-            costs = price.level_costs(duration)
-            revenues.append(
-                [
-                    amount if factor is None else amount * factor
-                    for amount, factor in zip(costs, factors, strict=True)
-                ]
-            )
-        labels = [f"level {i} ({lv.seller}->{lv.buyer})" for i, lv in enumerate(price.levels)]
-        min_micros = (
-            plan.min_margin_micros
-            if plan.min_margin_micros is not None
-            else settings.min_margin_micros
-        )
-        percent = (
-            plan.min_margin_percent
-            if plan.min_margin_percent is not None
-            else settings.min_margin_percent
-        )
-        return _Margin(durations, revenues, labels, min_micros, Fraction(percent))
+        return self._reference.plan_for(account_id, tariff_plan_id)
 
     # -- routing -----------------------------------------------------------------------
 
     def route(self, request: RouteRequest) -> RouteDecision:
         """Rank the routes of one call."""
         resolution = request.resolution or self.resolve(request.number)
-        catalog = self.catalog
-        account_binding, tariff_binding = catalog.binding(
-            request.account_id, request.tariff_plan_id
+        account_binding = self._account_bindings.get(request.account_id)
+        tariff_binding = (
+            self._tariff_bindings.get(request.tariff_plan_id) if request.tariff_plan_id else None
         )
-        compiled = self._compiled_plan(account_binding, tariff_binding)
-        settings = self.settings
+        prepared: _Plan | None
+        if account_binding is not None and account_binding.route_plan_id is not None:
+            prepared = self._plans[account_binding.route_plan_id]
+        elif tariff_binding is not None and tariff_binding.route_plan_id is not None:
+            prepared = self._plans[tariff_binding.route_plan_id]
+        else:
+            prepared = self._default_plan
         home = self.home_currency
-        if compiled is None:
+        if prepared is None:
             return RouteDecision(
-                resolution, "", "", settings.typical_duration_s, home, (), (), NoRouteReason.NO_PLAN
+                resolution,
+                "",
+                "",
+                self.settings.typical_duration_s,
+                home,
+                (),
+                (),
+                NoRouteReason.NO_PLAN,
             )
-        plan = compiled.plan
         number = resolution.rating_number
-        typical = plan.typical_duration_s or settings.typical_duration_s
-        group, entries = compiled.entries_for(number)
-        strategy = compiled.strategy_for(number)
+        typical = prepared.typical
+        group, (entries, wanted) = prepared.entries_for(number)
+        strategy = prepared.compiled.strategy_for(number)
         if not entries:
             return RouteDecision(
                 resolution,
-                plan.plan_id,
+                prepared.plan_id,
                 strategy.name,
                 typical,
                 home,
@@ -202,98 +449,116 @@ class Router:
                 NoRouteReason.NO_CARRIER,
             )
         at = request.at
-        weekday = (at // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7
-        second = at % SECONDS_PER_DAY
-        margin: _Margin | None = None
-        skipped: list[Skipped] = []
-        if request.price is not None:
+        revenues: list[list[int | Fraction]] | None = None
+        price = request.price
+        if price is not None:
             try:
-                margin = self._margin(plan, typical, request.price, at)
-            except NoExchangeRate as exc:
-                skipped.extend(
-                    Skipped(e.carrier_id, SkipReason.NO_EXCHANGE_RATE, str(exc)) for e in entries
-                )
-                return RouteDecision(
-                    resolution,
-                    plan.plan_id,
-                    strategy.name,
-                    typical,
-                    home,
-                    (),
-                    tuple(skipped),
-                    no_route_reason(s.reason for s in skipped),
-                )
-        snapshot = self.quality.snapshot.entries
-        carriers = catalog.carriers
-        decks = catalog.decks
+                revenues = self._revenues(prepared.durations, price, at)
+            except NoExchangeRate:
+                # Rare (an exchange rate missing); the reference says what follows.
+                return self._reference.route(request)
+        rates = (
+            self._union.lookup(
+                number,
+                at,
+                (at // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7,
+                at % SECONDS_PER_DAY,
+                wanted,
+            )
+            if wanted
+            else None
+        )
+        snapshot = self._quality.snapshot.entries
+        skipped: list[Skipped] = []
         candidates: list[Candidate] = []
-        details: dict[str, tuple[CarrierView, Rate, RateTerms, int, list[int]]] = {}
-        for entry in entries:
-            view = carriers.get(entry.carrier_id)
-            if view is None:
-                skipped.append(Skipped(entry.carrier_id, SkipReason.UNKNOWN_CARRIER))
+        min_micros = prepared.min_micros
+        percent_num = prepared.percent_num
+        percent_den = prepared.percent_den
+        durations = prepared.durations
+        single = len(durations) == 1
+        one_level = single and revenues is not None and len(revenues[0]) == 1
+        revenue0 = revenues[0][0] if one_level and revenues is not None else 0
+        for e in entries:
+            if e.skip is not None:
+                skipped.append(e.skip)
                 continue
-            carrier = view.carrier
-            if not carrier.enabled:
-                skipped.append(Skipped(carrier.carrier_id, SkipReason.DISABLED))
-                continue
-            if view.trunks and not view.enabled_trunks:
-                skipped.append(
-                    Skipped(carrier.carrier_id, SkipReason.DISABLED, "every trunk is disabled")
-                )
-                continue
-            deck = decks.get(carrier.deck_id) if carrier.deck_id else None
-            if deck is None:
-                skipped.append(Skipped(carrier.carrier_id, SkipReason.NO_DECK))
-                continue
-            rate = deck.lookup(number, at, weekday, second)
+            carrier = e.carrier
+            assert carrier is not None and rates is not None
+            rate = rates[e.slot]
             if rate is None:
                 skipped.append(
                     Skipped(carrier.carrier_id, SkipReason.NO_RATE, f"no rate for {number}")
                 )
                 continue
-            quality = snapshot.get((carrier.carrier_id, group))
-            if quality is not None and quality.state is QualityState.DEMOTED:
+            quality = snapshot.get((carrier.carrier_id, group)) if snapshot else None
+            if quality is not None and quality.state is _DEMOTED:
                 until = datetime.fromtimestamp(quality.demoted_until or 0, UTC)
                 skipped.append(
                     Skipped(carrier.carrier_id, SkipReason.DEMOTED, f"until {until:%H:%M:%S}Z")
                 )
                 continue
-            terms = RateTerms(
-                rate.rate_micros,
-                rate.connect_fee_micros,
-                rate.first_block_s,
-                rate.increment_s,
-                rate.grace_s,
-                carrier.scope,
-                carrier.mode,
-            )
-            cost = terms.cost(typical)
+            priced = e.costs.get(rate.prefix)
+            if priced is None or priced[0] is not rate:
+                priced = carrier.price(rate, typical, e.costs)
+            terms = priced[1]
+            cost = priced[2]
             to_home: Fraction | None = None
-            if deck.currency != home:
+            if e.foreign:
                 try:
-                    to_home = self.fx.factor(deck.currency, home, at)[0]
+                    to_home = self.fx.factor(carrier.currency, home, at)[0]
                 except NoExchangeRate as exc:
                     skipped.append(
                         Skipped(carrier.carrier_id, SkipReason.NO_EXCHANGE_RATE, str(exc))
                     )
                     continue
             cost_home: int | Fraction = cost if to_home is None else cost * to_home
-            level_margins: list[int] = []
-            if margin is not None:
-                failure = self._check_margin(
-                    margin, terms, typical, cost_home, to_home, level_margins
-                )
-                if failure:
+            if revenues is not None:
+                if one_level:
+                    # One level and one duration (the usual case): no lists.
+                    left = revenue0 - cost_home
+                    short = left < min_micros or bool(
+                        percent_num and left * 100 * percent_den < percent_num * revenue0
+                    )
+                else:
+                    short = _short(
+                        revenues,
+                        durations,
+                        terms,
+                        cost_home,
+                        to_home,
+                        min_micros,
+                        percent_num,
+                        percent_den,
+                    )
+                if short:
+                    reference = self._reference
+                    assert price is not None
+                    failure = reference.check_margin(
+                        reference.margin(prepared.plan, typical, price, at),
+                        terms,
+                        typical,
+                        cost_home,
+                        to_home,
+                        [],
+                    )
                     skipped.append(Skipped(carrier.carrier_id, SkipReason.BELOW_MARGIN, failure))
                     continue
-            candidate = Candidate(carrier, entry, cost_home, quality)
+            candidate = e.candidates.get(rate.prefix)
+            if (
+                candidate is None
+                or candidate.rate is not rate
+                or candidate.quality is not quality
+                or e.foreign
+            ):
+                candidate = _Priced(carrier, e, cost_home, quality, rate, terms, cost)
+                if len(e.candidates) >= COST_CACHE_LIMIT:
+                    e.candidates.clear()
+                e.candidates[rate.prefix] = candidate
             candidates.append(candidate)
-            details[carrier.carrier_id] = (view, rate, terms, cost, level_margins)
         if not candidates:
             return RouteDecision(
                 resolution,
-                plan.plan_id,
+                prepared.plan_id,
                 strategy.name,
                 typical,
                 home,
@@ -301,70 +566,70 @@ class Router:
                 tuple(skipped),
                 no_route_reason(s.reason for s in skipped),
             )
-        context = RankContext(request.seed, plan.quality_floor, settings.quality)
-        ranked, left = strategy.rank(candidates, context)
-        skipped.extend(Skipped(c.carrier_id, reason, detail) for c, reason, detail in left)
-        routes = self._routes(
-            ranked, details, resolution, request, account_binding, tariff_binding, group, skipped
+        ranked, dropped = strategy.rank(
+            candidates,
+            _new(RankContext, (request.seed, prepared.plan.quality_floor, self.settings.quality)),
         )
-        return RouteDecision(
+        if dropped:
+            skipped.extend(Skipped(c.carrier_id, reason, detail) for c, reason, detail in dropped)
+        routes = self._routes(
+            ranked,
             resolution,
-            plan.plan_id,
-            strategy.name,
-            typical,
-            home,
-            routes,
-            tuple(skipped),
-            None if routes else no_route_reason(s.reason for s in skipped),
+            request,
+            account_binding,
+            tariff_binding,
+            group,
+            skipped,
+            revenues[0] if revenues is not None else None,
+        )
+        return _new(
+            RouteDecision,
+            (
+                resolution,
+                prepared.plan_id,
+                strategy.name,
+                typical,
+                home,
+                routes,
+                tuple(skipped),
+                None if routes else no_route_reason(s.reason for s in skipped),
+            ),
         )
 
-    def _check_margin(
-        self,
-        margin: _Margin,
-        terms: RateTerms,
-        typical: int,
-        cost_home: int | Fraction,
-        to_home: Fraction | None,
-        level_margins: list[int],
-    ) -> str:
-        """Return why the carrier fails the margin guard ('' when it passes)."""
-        for index, duration in enumerate(margin.durations):
-            if duration == typical:
-                cost = cost_home
-            else:
-                raw = terms.cost(duration)
-                cost = raw if to_home is None else raw * to_home
-            for level, revenue in enumerate(margin.revenues[index]):
-                left = revenue - cost
-                if index == 0:
-                    level_margins.append(int(left // 1))
-                short = left < margin.min_micros
-                if not short and margin.min_percent:
-                    short = left * 100 < margin.min_percent * revenue
-                if short:
-                    return (
-                        f"{margin.labels[level]} pays {_money(revenue)} {self.home_currency} "
-                        f"for {duration}s, the carrier costs {_money(cost)}"
-                        + (
-                            f" (minimum margin {format_micros(margin.min_micros)}"
-                            f"{f' / {margin.min_percent}%' if margin.min_percent else ''})"
-                            if margin.min_micros or margin.min_percent
-                            else ""
-                        )
-                    )
-        return ""
+    def _revenues(
+        self, durations: tuple[int, ...], price: CallPrice, at: int
+    ) -> list[list[int | Fraction]]:
+        """What every level pays at each duration, in the operator's currency."""
+        home = self.home_currency
+        factors: list[Fraction | None] | None = None
+        for position, level in enumerate(price.levels):
+            if level.currency != home:
+                if factors is None:
+                    factors = [None] * len(price.levels)
+                factors[position] = self.fx.factor(level.currency, home, at)[0]
+        revenues: list[list[int | Fraction]] = []
+        for duration in durations:
+            costs: list[int | Fraction] = list(price.level_costs(duration))
+            if factors is not None:
+                costs = [
+                    amount if factor is None else amount * factor
+                    for amount, factor in zip(costs, factors, strict=True)
+                ]
+            revenues.append(costs)
+        return revenues
 
     def _routes(
         self,
         ranked: list[Candidate],
-        details: dict[str, tuple[CarrierView, Rate, RateTerms, int, list[int]]],
         resolution: NumberResolution,
         request: RouteRequest,
         account_binding: Binding | None,
         tariff_binding: Binding | None,
         group: str,
         skipped: list[Skipped],
+        revenues: list[int | Fraction] | None,
     ) -> tuple[Route, ...]:
+        """The ranked candidates as routes; ``revenues``: each level's at the typical duration."""
         catalog = self.catalog
         limit = self.settings.max_routes
         caller_rule = None
@@ -372,83 +637,120 @@ class Router:
             if binding is not None and binding.caller_id_rule is not None:
                 caller_rule = binding.caller_id_rule
                 break
-        calling = catalog.apply_caller_id(caller_rule, request.calling)
+        calling = (
+            request.calling
+            if caller_rule is None
+            else catalog.apply_caller_id(caller_rule, request.calling)
+        )
+        seed = request.seed
+        ported = bool(resolution.routing_number)
         routes: list[Route] = []
         for candidate in ranked:
-            view, rate, terms, cost, level_margins = details[candidate.carrier_id]
-            carrier = view.carrier
-            deck = catalog.decks[carrier.deck_id or ""]
+            priced: _Priced = candidate  # type: ignore[assignment]
+            prepared = priced.prepared
+            carrier = priced.carrier
+            rate = priced.rate
             base = (
                 resolution.rating_number
-                if carrier.send_routing_number and resolution.ported
+                if ported and carrier.send_routing_number
                 else resolution.dialled
             )
-            carrier_number = apply_rules(carrier.number_rules, base)
-            quality = candidate.quality
+            carrier_number = base
+            for rule in carrier.number_rules:
+                carrier_number = rule.apply(carrier_number)
+            quality = priced.quality
             figures = quality.figures if quality is not None else None
-            trunks = view.enabled_trunks
-            if len(trunks) > 1:
-                trunks = tuple(
+            probe = quality is not None and quality.state is _PROBE
+            legs = prepared.legs
+            if not prepared.ordered:
+                legs = tuple(
                     sorted(
-                        weighted_order(
-                            trunks, lambda t: t.weight, lambda t: t.trunk_id, request.seed
-                        ),
-                        key=lambda t: t.priority,
+                        weighted_order(legs, lambda g: g.weight, lambda g: g.trunk_id, seed),
+                        key=lambda g: g.priority,
                     )
                 )
-            for trunk in trunks or (None,):
+            # What each level keeps of a typical call (rounded down to a micro-unit).
+            level_margins: tuple[int, ...] = ()
+            if revenues is not None:
+                cost_home = priced.cost_home
+                if len(revenues) == 1:
+                    left = revenues[0] - cost_home
+                    level_margins = (left if left.__class__ is int else int(left // 1),)
+                else:
+                    level_margins = tuple(int((r - cost_home) // 1) for r in revenues)
+            margin = level_margins[0] if level_margins else None
+            for leg in legs:
                 if len(routes) >= limit:
                     skipped.append(
                         Skipped(
                             carrier.carrier_id,
                             SkipReason.BEYOND_MAX_ROUTES,
                             f"max_routes is {limit}",
-                            trunk.trunk_id if trunk else "",
+                            leg.trunk_id,
                         )
                     )
                     continue
                 number = carrier_number
-                tech = carrier.tech_prefix
-                caller_id = calling
-                if trunk is not None:
-                    number = apply_rules(trunk.number_rules, number)
-                    if trunk.tech_prefix is not None:
-                        tech = trunk.tech_prefix
-                rule = (
-                    trunk.caller_id_rule if trunk is not None else None
-                ) or carrier.caller_id_rule
-                caller_id = catalog.apply_caller_id(rule, calling)
+                for rule in leg.number_rules:
+                    number = rule.apply(number)
+                rule_id = leg.caller_id_rule
                 routes.append(
-                    Route(
-                        carrier_id=carrier.carrier_id,
-                        trunk_id=trunk.trunk_id if trunk else "",
-                        address=trunk.address if trunk else "",
-                        number=tech + number,
-                        caller_id=caller_id,
-                        cost_micros=cost,
-                        rate_micros=rate.rate_micros,
-                        currency=deck.currency,
-                        margin_micros=level_margins[0] if level_margins else None,
-                        level_margins_micros=tuple(level_margins),
-                        prefix=rate.prefix,
-                        destination=rate.destination,
-                        group=group,
-                        asr=figures.asr if figures else None,
-                        acd_s=figures.acd_s if figures else None,
-                        ner=figures.ner if figures else None,
-                        pdd_ms=figures.pdd_ms if figures else None,
-                        samples=figures.attempts if figures else 0,
-                        probe=quality is not None and quality.state is QualityState.PROBE,
-                        carrier_max_calls=carrier.max_calls,
-                        carrier_max_cps=carrier.max_cps,
-                        trunk_max_calls=trunk.max_calls if trunk else 0,
-                        trunk_max_cps=trunk.max_cps if trunk else 0,
-                        terms=terms,
+                    _new(
+                        Route,
+                        (
+                            carrier.carrier_id,
+                            leg.trunk_id,
+                            leg.address,
+                            leg.tech_prefix + number,
+                            calling
+                            if rule_id is None
+                            else catalog.apply_caller_id(rule_id, calling),
+                            priced.typical_cost,
+                            rate.rate_micros,
+                            prepared.currency,
+                            margin,
+                            level_margins,
+                            rate.prefix,
+                            rate.destination,
+                            group,
+                            figures.asr if figures else None,
+                            figures.acd_s if figures else None,
+                            figures.ner if figures else None,
+                            figures.pdd_ms if figures else None,
+                            figures.attempts if figures else 0,
+                            probe,
+                            prepared.max_calls,
+                            prepared.max_cps,
+                            leg.max_calls,
+                            leg.max_cps,
+                            priced.terms,
+                        ),
                     )
                 )
         return tuple(routes)
 
 
-def _money(amount: int | Fraction) -> str:
-    """Format an exact amount of micro-units (rounded down to a micro-unit for display)."""
-    return format_micros(int(amount // 1))
+def _short(
+    revenues: list[list[int | Fraction]],
+    durations: tuple[int, ...],
+    terms: RateTerms,
+    cost_home: int | Fraction,
+    to_home: Fraction | None,
+    min_micros: int,
+    percent_num: int,
+    percent_den: int,
+) -> bool:
+    """Whether some level pays less than the carrier costs plus the margin, at any duration."""
+    for index, level_revenues in enumerate(revenues):
+        if index == 0:
+            cost: int | Fraction = cost_home
+        else:
+            raw = terms.cost(durations[index])
+            cost = raw if to_home is None else raw * to_home
+        for revenue in level_revenues:
+            left = revenue - cost
+            if left < min_micros or (
+                percent_num and left * 100 * percent_den < percent_num * revenue
+            ):
+                return True
+    return False

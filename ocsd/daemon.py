@@ -89,6 +89,7 @@ class MasterLoader:
         self._directory: Directory | None = None
         self._portability: PortabilityIndex | None = None
         self._portability_marker = -1
+        self._router: Router | None = None
 
     def load_fraud(self, guard: FraudGuard | None, *, force: bool = False) -> FraudEngine:
         """The fraud engine (blocking); reuses the guard's if the rules did not change
@@ -120,8 +121,11 @@ class MasterLoader:
                     config.lcr,
                     fx=directory.rater.fx,
                     home_currency=root.currency if root else "USD",
+                    # Decks that did not change keep their prefix index (seconds to build).
+                    reuse=self._router,
                 )
         self._directory = directory
+        self._router = router
         return directory, router
 
 

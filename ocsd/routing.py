@@ -57,9 +57,20 @@ class Routing:
         self.settings = settings
         self.state = state
         self.board = board or QualityBoard()
-        self.router: Router | None = None
-        """Swapped in whole when routing master data changes."""
+        self._router: Router | None = None
         self._finishing: set[asyncio.Task[None]] = set()
+
+    @property
+    def router(self) -> Router | None:
+        """The router in force; swapped in whole when routing master data changes."""
+        return self._router
+
+    @router.setter
+    def router(self, router: Router | None) -> None:
+        # The router reads the board the quality refresh writes, whoever built it.
+        if router is not None:
+            router.quality = self.board
+        self._router = router
 
     @property
     def enabled(self) -> bool:

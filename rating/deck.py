@@ -10,8 +10,9 @@ second of the day, computed once per call by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 ALL_WEEKDAYS = 0b111_1111
 """Bit 0 is Monday, bit 6 Sunday (``datetime.weekday()``)."""
@@ -262,3 +263,143 @@ class Deck:
             if rate.in_force(at):
                 out.setdefault(rate.prefix, []).append(rate)
         return out
+
+
+class DeckUnion:
+    """Several decks under one prefix index: one longest-prefix walk finds every deck's rate.
+
+    Routing needs the rate of each carrier's deck for the same number. Looking it up deck by
+    deck probes every deck at every prefix length, and in million-prefix decks each probe is a
+    cache miss. Here one dictionary maps each prefix to the bit mask of the decks that have it:
+    the walk probes each length once, then only the decks whose bit is set and which have not
+    found their rate yet. A deck's answer is exactly ``Deck.lookup``'s (same prefixes and
+    lengths tried, same effective dates and bands, longest prefix first).
+    """
+
+    __slots__ = ("_indexes", "_lengths_by_lead", "_masks", "_open_since", "_slots", "decks")
+
+    _lengths_by_lead: dict[str, tuple[tuple[int, int], ...]]
+
+    def __init__(self, decks: Sequence[Deck]) -> None:
+        self.decks = tuple(decks)
+        # Built with dictionary and set operations in C: only prefixes that several decks
+        # share go through Python, once per deck that shares them.
+        masks: dict[str, int] = {}
+        open_since: int | None = 0
+        for slot, deck in enumerate(self.decks):
+            bit = 1 << slot
+            keys = deck._index.keys()
+            shared = {prefix: masks[prefix] | bit for prefix in keys & masks.keys()}
+            masks.update(dict.fromkeys(keys, bit))
+            masks.update(shared)
+            if open_since is not None:
+                open_since = _open_since(deck, open_since)
+        self._masks = masks
+        self._indexes = tuple(deck._index for deck in self.decks)
+        self._open_since = open_since
+        """From then on every rate found is in force (one open-ended rate per prefix, no
+        bands), so the walk need not check; None when some deck has dated or banded rates."""
+        # Per lead, the lengths to probe and which decks probe each: exactly the lengths each
+        # deck's own lookup would try for that lead.
+        allowed: dict[str, dict[int, int]] = {}
+        for slot, deck in enumerate(self.decks):
+            bit = 1 << slot
+            for lead, lengths in deck._lengths_by_lead.items():
+                per_length = allowed.setdefault(lead, {})
+                for length in lengths:
+                    per_length[length] = per_length.get(length, 0) | bit
+        self._lengths_by_lead = {
+            lead: tuple(sorted(per_length.items(), reverse=True))
+            for lead, per_length in allowed.items()
+        }
+        self._slots: dict[int, tuple[tuple[int, int], ...]] = {}
+        """Mask -> its (position, bit) pairs, filled as masks are met."""
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def _pairs(self, mask: int) -> tuple[tuple[int, int], ...]:
+        pairs = tuple((slot, 1 << slot) for slot in range(mask.bit_length()) if mask >> slot & 1)
+        if len(self._slots) < _MAX_MASKS:
+            self._slots[mask] = pairs
+        return pairs
+
+    def lookup(
+        self, number: str, at: int, weekday: int, second_of_day: int, wanted: int
+    ) -> list[Rate | None]:
+        """The rate of each deck whose bit (``1 << position``) is in ``wanted``, by position."""
+        found: list[Rate | None] = [None] * len(self.decks)
+        get = self._masks.get
+        slots = self._slots
+        indexes = self._indexes
+        size = len(number)
+        plain = self._open_since is not None and self._open_since <= at
+        for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], ()):
+            if length > size:
+                continue
+            prefix = number[:length]
+            mask = get(prefix)
+            if mask is None:
+                continue
+            hits = mask & wanted & decks
+            if not hits:
+                continue
+            pairs = slots.get(hits)
+            if pairs is None:
+                pairs = self._pairs(hits)
+            if plain:
+                for slot, _bit in pairs:
+                    found[slot] = indexes[slot][prefix]  # type: ignore[assignment]
+                wanted ^= hits
+            else:
+                for slot, bit in pairs:
+                    rate = _in_force(indexes[slot][prefix], at, weekday, second_of_day)
+                    if rate is not None:
+                        found[slot] = rate
+                        wanted ^= bit
+            if not wanted:
+                break
+        return found
+
+
+def _open_since(deck: Deck, since: int) -> int | None:
+    """When every rate of ``deck`` is in force for good (one open-ended rate per prefix, no
+    bands), the latest of their starts and ``since``; else None."""
+    entries = deck._index.values()
+    if set(map(type, entries)) - {Rate}:
+        return None
+    rates: Iterable[Rate] = entries  # type: ignore[assignment]
+    if set(map(_END, rates)) - {None} or set(map(_BAND, rates)) - {None}:
+        return None
+    return max(since, max(map(_START, rates), default=0))
+
+
+_START = attrgetter("effective_from")
+_END = attrgetter("effective_to")
+_BAND = attrgetter("band")
+
+_MAX_MASKS = 1 << 16
+"""Masks whose positions ``DeckUnion`` keeps (there are few: those of plan groups' decks)."""
+
+
+def _in_force(
+    entry: Rate | tuple[Rate, ...], at: int, weekday: int, second_of_day: int
+) -> Rate | None:
+    """The rate of ``entry`` (one rate or several, newest first) in force at the moment."""
+    if entry.__class__ is Rate:
+        rate: Rate = entry
+        if (
+            rate.effective_from <= at
+            and (rate.effective_to is None or at < rate.effective_to)
+            and (rate.band is None or rate.band.contains(weekday, second_of_day))
+        ):
+            return rate
+        return None
+    for rate in entry:  # type: ignore[union-attr]
+        if (
+            rate.effective_from <= at
+            and (rate.effective_to is None or at < rate.effective_to)
+            and (rate.band is None or rate.band.contains(weekday, second_of_day))
+        ):
+            return rate
+    return None

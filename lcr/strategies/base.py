@@ -8,9 +8,8 @@ that, so every strategy is a pure function of its inputs, and a table of cases t
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 from lcr.decision import SkipReason
 from lcr.model import Carrier, QualityFloor, RouteEntry
@@ -21,7 +20,7 @@ from lcr.settings import QualitySettings
 class Candidate:
     """A carrier that may carry the call, with its cost and quality."""
 
-    __slots__ = ("carrier", "cost_home", "entry", "quality")
+    __slots__ = ("carrier", "cost_home", "entry", "preference", "quality")
 
     def __init__(
         self,
@@ -35,6 +34,8 @@ class Candidate:
         self.cost_home = cost_home
         """Cost of a typical call in the operator's currency (exact) — comparable."""
         self.quality = quality
+        self.preference = (entry.priority, carrier.priority, carrier.carrier_id)
+        """The tie-break every strategy ends with: entry priority, carrier priority, id."""
 
     @property
     def carrier_id(self) -> str:
@@ -45,8 +46,7 @@ class Candidate:
         return f"Candidate({self.carrier.carrier_id}, cost={self.cost_home})"
 
 
-@dataclass(frozen=True, slots=True)
-class RankContext:
+class RankContext(NamedTuple):
     """What a strategy may look at besides the candidates."""
 
     seed: int
@@ -70,7 +70,7 @@ class Strategy(Protocol):
 
 def preference(candidate: Candidate) -> tuple[int, int, str]:
     """The tie-break every strategy ends with: entry priority, carrier priority, id."""
-    return (candidate.entry.priority, candidate.carrier.priority, candidate.carrier.carrier_id)
+    return candidate.preference
 
 
 def quality_score(candidate: Candidate, settings: QualitySettings) -> float:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import ClassVar
 
-from lcr.strategies.base import Candidate, RankContext, Ranked, preference
+from lcr.strategies.base import Candidate, RankContext, Ranked
 
 
 class LeastCost:
@@ -14,4 +15,8 @@ class LeastCost:
 
     def rank(self, candidates: list[Candidate], context: RankContext) -> Ranked:
         """Cheapest first; equal costs by priority, then id."""
-        return sorted(candidates, key=lambda c: (c.cost_home, *preference(c))), []
+        return sorted(candidates, key=_KEY), []
+
+
+_KEY = attrgetter("cost_home", "preference")
+"""(cost, (entry priority, carrier priority, id)): orders as the flat tuple would."""

@@ -20,6 +20,7 @@ from lcr.model import (
 )
 from lcr.portability import PortabilityBuilder
 from lcr.quality import Figures, QualityBoard, QualityEntry, QualitySnapshot, QualityState
+from lcr.router import Router
 from lcr.settings import LcrSettings
 
 NUMBER = "447700900123"
@@ -397,3 +398,15 @@ def test_unknown_carriers_and_missing_decks_are_skipped_with_reasons() -> None:
         ("ghost", SkipReason.UNKNOWN_CARRIER),
         ("nodeck", SkipReason.NO_DECK),
     ]
+
+
+def test_a_rebuilt_router_reuses_the_deck_index_only_over_the_same_decks() -> None:
+    carriers, decks, entries = three_carriers()
+    first = router(carriers, decks, entries)
+    same = router(carriers, dict(decks), entries[:2])
+    again = Router(same.catalog, LcrSettings(), reuse=first)
+    assert again._union is first._union
+    changed = dict(decks, **{"deck-mid": deck("deck-mid", [rate("44", 2_000)])})
+    rebuilt = Router(router(carriers, changed, entries).catalog, LcrSettings(), reuse=first)
+    assert rebuilt._union is not first._union
+    assert [r.cost_micros for r in rebuilt.route(request()).routes] == [4_000, 10_000, 24_000]
