@@ -39,7 +39,7 @@ from lcr.state import HotStoreUnavailable, refresh
 from ocsd import cdr_service
 from ocsd.charging import ChargingService, SessionView
 from ocsd.config import Config
-from ocsd.control_bus import ControlBus, ControlMessage
+from ocsd.control_sink import ControlBus, ControlMessage
 from ocsd.diameter_server import DiameterServer, raw_avps
 from ocsd.directory import Directory
 from ocsd.fraud_setup import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ocsd.control_bus import ControlBus, ControlMessage
+from ocsd.control_sink import ControlBus, ControlMessage
 from protocols.diameter.constants import CcRequestType, CommandCode, ResultCode
 from tests.ocsd.diameter_client import Client, ccr, connect
 from tests.ocsd.live_daemon import (
