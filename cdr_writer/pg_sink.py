@@ -11,7 +11,11 @@ One batch, one transaction:
    slow path runs: ``COPY cdr_stage`` (a session-local temporary table emptied at every
    commit, without keys), then ``INSERT INTO cdrs SELECT ... ON CONFLICT DO NOTHING
    RETURNING cdr_id``: the rollups add only the rows that returned.
-3. Ledger entries and rejected records, each idempotent on its own key.
+3. The rollup columns of the rows really inserted go to ``cdr_daily_stage`` (binary COPY,
+   another session-local temporary table) and one ``INSERT ... SELECT ... GROUP BY ... ON
+   CONFLICT DO UPDATE`` adds them to ``cdr_daily``: PostgreSQL sums them in C, where
+   summing in Python and sending arrays cost the writer a third of its time.
+4. Ledger entries and rejected records, each idempotent on its own key.
 
 The connection runs in the writer's event loop (psycopg's async API). A lost connection is
 dropped and opened again on the next call; errors are sorted into ``SinkUnavailable`` (retry
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 from datetime import datetime
 from typing import Any
 
@@ -38,11 +43,11 @@ from cdr_writer.partition import (
 from cdr_writer.row import (
     CDR_COLUMN_NAMES,
     CDR_COLUMNS,
+    CDR_INDEX,
     LEDGER_COLUMN_NAMES,
     REJECT_COLUMN_NAMES,
     Batch,
     CdrRow,
-    daily_rollup,
 )
 from cdr_writer.sink import SinkDataError, SinkUnavailable, WriteResult
 
@@ -77,12 +82,39 @@ SELECT {_COLUMNS} FROM cdr_stage
 ON CONFLICT DO NOTHING
 RETURNING cdr_id
 """
-# The keys arrive sorted, so two writers lock the same rows in the same order.
+_DAILY_STAGE_COLUMNS = (
+    ("start_at", "timestamptz"),
+    ("account_id", "text"),
+    ("destination", "text"),
+    ("carrier", "text"),
+    ("currency", "text"),
+    ("tenant_path", "text"),
+    ("duration_s", "int4"),
+    ("billed_s", "int4"),
+    ("charge_micros", "int8"),
+    ("debited_micros", "int8"),
+)
+_DAILY_STAGE_ROW = operator.itemgetter(*(CDR_INDEX[name] for name, _ in _DAILY_STAGE_COLUMNS))
+_DAILY_STAGE_TYPES: list[int | str] = [kind for _, kind in _DAILY_STAGE_COLUMNS]
+_CREATE_DAILY_STAGE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS cdr_daily_stage ("
+    + ", ".join(f"{name} {kind}" for name, kind in _DAILY_STAGE_COLUMNS)
+    + ") ON COMMIT DELETE ROWS"
+)
+_COPY_DAILY_STAGE = "COPY cdr_daily_stage FROM STDIN (FORMAT BINARY)"
+# Sums per UTC day, account, destination, carrier and currency of the rows the batch really
+# inserted. The keys go in sorted, so two writers lock the same rollup rows in the same
+# order. A rollup row keeps the tenant path it was made with: later batches change only its
+# counters, so PostgreSQL updates it in place (HOT) without touching its indexes.
 _UPSERT_DAILY = """
 INSERT INTO cdr_daily AS d (day, account_id, destination, carrier, currency, tenant_path,
     calls, answered, duration_s, billed_s, charge_micros, debited_micros)
-SELECT * FROM unnest(%s::date[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-    %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
+SELECT (start_at AT TIME ZONE 'UTC')::date, account_id, destination, carrier, currency,
+    min(tenant_path), count(*), count(*) FILTER (WHERE duration_s > 0), sum(duration_s),
+    sum(billed_s), sum(charge_micros)::bigint, sum(debited_micros)::bigint
+FROM cdr_daily_stage
+GROUP BY 1, 2, 3, 4, 5
+ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT (day, account_id, destination, carrier, currency) DO UPDATE SET
     calls = d.calls + EXCLUDED.calls,
     answered = d.answered + EXCLUDED.answered,
@@ -188,6 +220,7 @@ class PgSink:
         conn.adapters.register_dumper(_JsonText, _JsonTextDumper)
         try:
             await conn.execute(_CREATE_STAGE)
+            await conn.execute(_CREATE_DAILY_STAGE)
         except psycopg.Error as exc:
             await conn.close()
             raise _failure(exc, "cannot prepare the staging table") from exc
@@ -270,13 +303,11 @@ class PgSink:
         return fresh
 
     async def _add_daily(self, cursor: psycopg.AsyncCursor[Any], rows: list[CdrRow]) -> None:
-        totals = daily_rollup(rows)
-        keys = sorted(totals)
-        columns: list[list[Any]] = [[] for _ in range(12)]
-        for key in keys:
-            for i, value in enumerate((*key, *totals[key])):
-                columns[i].append(value)
-        await cursor.execute(_UPSERT_DAILY, columns)
+        async with cursor.copy(_COPY_DAILY_STAGE) as copy:
+            copy.set_types(_DAILY_STAGE_TYPES)
+            for row in map(_DAILY_STAGE_ROW, rows):
+                await copy.write_row(row)
+        await cursor.execute(_UPSERT_DAILY)
 
     async def close(self) -> None:
         """Close the connection."""
