@@ -227,6 +227,11 @@ class PgSink:
         self._conn = conn
         return conn
 
+    async def backend_pid(self) -> int:
+        """The process id of the server session writing the batches (benchmarks, logs)."""
+        conn = await self._connection()
+        return conn.info.backend_pid
+
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed:
