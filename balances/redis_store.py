@@ -656,25 +656,35 @@ class RedisBalanceStore:
                 raise result
         self._groups_ready = True
 
-    async def read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
-        """Return queued records not yet acknowledged (first those this consumer left)."""
+    async def read_records(
+        self, consumer: str, count: int, block_ms: int, *, new_only: bool = False
+    ) -> list[QueuedRecord]:
+        """Return queued records not yet acknowledged (first those this consumer left).
+
+        ``new_only``: only records no consumer was given yet, neither this consumer's pending
+        ones nor any claimed from others: what a reader asks for while it still holds records
+        it read before and has not acknowledged (a plain read would hand those back).
+        """
         if count <= 0:
             return []
         try:
-            return await self._read_records(consumer, count, block_ms)
+            return await self._read_records(consumer, count, block_ms, new_only)
         except ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
             self._groups_ready = False
-            return await self._read_records(consumer, count, block_ms)
+            return await self._read_records(consumer, count, block_ms, new_only)
 
-    async def _read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
+    async def _read_records(
+        self, consumer: str, count: int, block_ms: int, new_only: bool
+    ) -> list[QueuedRecord]:
         await self._ensure_groups()
         streams = self._keys.records
         group = self.settings.consumer_group
         found: dict[str, QueuedRecord] = {}
-        await self._read_group(consumer, group, streams, "0", count, found, 0)
-        if len(found) < count:
+        if not new_only:
+            await self._read_group(consumer, group, streams, "0", count, found, 0)
+        if len(found) < count and not new_only:
             claims = await self._calls(
                 (
                     "XAUTOCLAIM",

@@ -754,6 +754,16 @@ class Batch:
             self._next += 1
             self._add(record)
 
+    def build(self, count: int) -> bool:
+        """Build the rows of up to ``count`` more records; True once every record is built."""
+        records = self._records
+        end = min(self._next + count, len(records))
+        while self._next < end:
+            record = records[self._next]
+            self._next += 1
+            self._add(record)
+        return self._next >= len(records)
+
     def finish(self) -> Batch:
         """Build every remaining row; return the batch."""
         records = self._records
