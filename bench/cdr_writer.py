@@ -48,6 +48,7 @@ from cdr_writer.writer import CdrWriter  # noqa: E402
 from ocsd.schema import upgrade  # noqa: E402
 from ocsd.sql_store import Database  # noqa: E402
 
+IN_FLIGHT = [CdrWriterSettings.batches_in_flight]
 T0_MS = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1000)
 
 
@@ -178,7 +179,7 @@ class Drained:
     python_cpu_s: float
     """The writer's process (reading the queue, building rows, COPY, acknowledging)."""
     pg_cpu_s: float | None
-    """The writer's PostgreSQL server process (None when it is not on this machine)."""
+    """The writer's PostgreSQL server processes (None when they are not on this machine)."""
 
     def line(self, label: str) -> str:
         per = 1e6 / self.count
@@ -187,7 +188,7 @@ class Drained:
             f"{label}: {self.count} CDRs in {self.elapsed_s:.2f} s = "
             f"{self.count / self.elapsed_s:,.0f} CDRs/s\n"
             f"  CPU per CDR: writer process {self.python_cpu_s * per:.1f} us, "
-            f"PostgreSQL server process {pg} us"
+            f"PostgreSQL server processes {pg} us"
         )
 
 
@@ -206,8 +207,7 @@ async def drain(writer: CdrWriter[object], total: int) -> Drained:  # type: igno
     assert isinstance(sink, PgSink)
     await sink.prepare(datetime.now(UTC))
     writer.ready = True
-    pid = await sink.backend_pid()
-    pg_before = process_cpu_s(pid)
+    pg_before = {pid: process_cpu_s(pid) for pid in await sink.backend_pids()}
     cpu_before = time.process_time()
     started = time.perf_counter()
     stop = asyncio.Event()
@@ -218,10 +218,16 @@ async def drain(writer: CdrWriter[object], total: int) -> Drained:  # type: igno
     stop.set()
     await running
     python_cpu = time.process_time() - cpu_before
-    pg_after = process_cpu_s(pid)
+    pg_after = {pid: process_cpu_s(pid) for pid in await sink.backend_pids()}
     if writer.stats.write_failures:
         print(f"  ({writer.stats.write_failures} writes failed and were retried)")
-    pg_cpu = None if pg_before is None or pg_after is None else pg_after - pg_before
+    pg_cpu: float | None = 0.0
+    for pid, after in pg_after.items():
+        before = pg_before.get(pid, 0.0)
+        if pg_cpu is None or after is None or before is None:
+            pg_cpu = None
+        else:
+            pg_cpu += after - before
     assert writer.stats.records == total, (writer.stats.records, total)
     return Drained(total, elapsed, python_cpu, pg_cpu)
 
@@ -234,7 +240,7 @@ async def bench_memory(url: str, cdrs: list[Cdr], batch: int) -> Drained:
     writer = CdrWriter(
         MemoryQueue(records),  # type: ignore[arg-type]
         PgSink(url),
-        CdrWriterSettings(batch_size=batch),
+        CdrWriterSettings(batch_size=batch, batches_in_flight=IN_FLIGHT[0]),
         "bench",
     )
     drained = await drain(writer, len(records))  # type: ignore[arg-type]
@@ -288,7 +294,12 @@ async def bench_redis(url: str, redis_url: str, cdrs: list[Cdr], batch: int) -> 
             assert all(r.status is StepStatus.OK for r in results)
         fill_s = time.perf_counter() - filled
         print(f"  (charging {len(cdrs)} CDRs into the Redis streams took {fill_s:.1f} s)")
-        writer = CdrWriter(store, PgSink(url), CdrWriterSettings(batch_size=batch), "bench")
+        writer = CdrWriter(
+            store,
+            PgSink(url),
+            CdrWriterSettings(batch_size=batch, batches_in_flight=IN_FLIGHT[0]),
+            "bench",
+        )
         drained = await drain(writer, len(cdrs))  # type: ignore[arg-type]
         await writer.sink.close()
         return drained
@@ -317,7 +328,9 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=1, help="drains per queue (best, median)")
+    parser.add_argument("--in-flight", type=int, default=CdrWriterSettings.batches_in_flight)
     args = parser.parse_args()
+    IN_FLIGHT[0] = args.in_flight
     print(f"generating {args.records} CDRs ...")
     cdrs = make_cdrs(args.records)
     size = sum(len(c.encode()) for c in cdrs[:1000]) / 1000
@@ -335,7 +348,10 @@ def main() -> None:
                     drained = asyncio.run(bench_redis(url, args.redis, cdrs, args.batch))
                     label = "Redis streams (XREADGROUP + ack) -> writer -> PostgreSQL"
                 print(drained.line(label))
-                print(f"  batch {args.batch}; {settings_line(url)}; load {load_average()}")
+                print(
+                    f"  batch {args.batch}, {args.in_flight} in flight; {settings_line(url)}; "
+                    f"load {load_average()}"
+                )
                 rates.append(drained.count / drained.elapsed_s)
                 with psycopg.connect(url) as conn:
                     row = conn.execute(

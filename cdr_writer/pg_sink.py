@@ -17,14 +17,14 @@ One batch, one transaction:
    summing in Python and sending arrays cost the writer a third of its time.
 4. Ledger entries and rejected records, each idempotent on its own key.
 
-The connection runs in the writer's event loop (psycopg's async API). A lost connection is
-dropped and opened again on the next call; errors are sorted into ``SinkUnavailable`` (retry
+The connections run in the writer's event loop (psycopg's async API), one per batch being
+written (the writer may write two at once). A lost connection is dropped and another opened
+on the next call; errors are sorted into ``SinkUnavailable`` (retry
 the same batch) and ``SinkDataError`` (SQLSTATE classes 22, 23, 54: the data is refused).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import operator
 from datetime import datetime
@@ -183,7 +183,12 @@ async def ensure_partitions(
 
 
 class PgSink:
-    """``CdrSink`` over PostgreSQL (schema from ``ocsd db upgrade``)."""
+    """``CdrSink`` over PostgreSQL (schema from ``ocsd db upgrade``).
+
+    Every call takes a connection of its own (opened when none is idle, kept for the next
+    call): the writer may write several batches at once, each in its own transaction, and
+    partition upkeep never runs inside a batch's transaction.
+    """
 
     def __init__(
         self,
@@ -199,13 +204,17 @@ class PgSink:
         self.connect_timeout_s = connect_timeout_s
         self.statement_timeout_ms = statement_timeout_ms
         self.application_name = application_name
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._busy: set[psycopg.AsyncConnection[Any]] = set()
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        conn = self._conn
-        if conn is not None and not conn.closed and not conn.broken:
-            return conn
-        await self._drop()
+    async def _take(self) -> psycopg.AsyncConnection[Any]:
+        """An idle connection, or a new one; give it back with ``_give_back``."""
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed and not conn.broken:
+                self._busy.add(conn)
+                return conn
+            await _close(conn)
         try:
             conn = await psycopg.AsyncConnection.connect(
                 self.url,
@@ -224,19 +233,21 @@ class PgSink:
         except psycopg.Error as exc:
             await conn.close()
             raise _failure(exc, "cannot prepare the staging table") from exc
-        self._conn = conn
+        self._busy.add(conn)
         return conn
 
-    async def backend_pid(self) -> int:
-        """The process id of the server session writing the batches (benchmarks, logs)."""
-        conn = await self._connection()
-        return conn.info.backend_pid
+    async def _give_back(self, conn: psycopg.AsyncConnection[Any], *, keep: bool) -> None:
+        self._busy.discard(conn)
+        if keep and not conn.closed and not conn.broken:
+            self._idle.append(conn)
+        else:
+            await _close(conn)
 
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed:
-            with contextlib.suppress(psycopg.Error):
-                await conn.close()
+    async def backend_pids(self) -> list[int]:
+        """The server processes of the connections open now (benchmarks, logs)."""
+        if not self._idle and not self._busy:
+            await self._give_back(await self._take(), keep=True)
+        return [conn.info.backend_pid for conn in (*self._idle, *self._busy)]
 
     async def prepare(self, now: datetime) -> None:
         """Connect, check the schema and create the partitions ahead."""
@@ -244,27 +255,33 @@ class PgSink:
 
     async def maintain(self, now: datetime) -> list[str]:
         """Create the partitions that must exist at ``now``."""
-        conn = await self._connection()
+        conn = await self._take()
+        keep = False
         try:
-            return await ensure_partitions(conn, now, self.partitions_ahead_months)
+            created = await ensure_partitions(conn, now, self.partitions_ahead_months)
+            keep = True
+            return created
         except psycopg.Error as exc:
-            if conn.broken or conn.closed:
-                await self._drop()
+            keep = not (conn.broken or conn.closed)
             raise _failure(exc, "partition upkeep failed") from exc
+        finally:
+            await self._give_back(conn, keep=keep)
 
     async def write(self, batch: Batch) -> WriteResult:
         """Store a batch in one transaction."""
-        conn = await self._connection()
+        conn = await self._take()
+        keep = False
         try:
-            return await self._write(conn, batch)
+            result = await self._write(conn, batch)
+            keep = True
+            return result
         except psycopg.Error as exc:
-            if conn.broken or conn.closed:
-                await self._drop()
+            keep = not (conn.broken or conn.closed)
             raise _failure(exc, "batch not stored") from exc
-        except asyncio.CancelledError:
-            # The transaction's fate is unknown to us: start again from a fresh connection.
-            await self._drop()
-            raise
+        finally:
+            # Cancelled, the transaction's fate is unknown to us: that connection is closed
+            # and the next call starts from a fresh one.
+            await self._give_back(conn, keep=keep)
 
     async def _write(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> WriteResult:
         inserted: list[CdrRow] = []
@@ -315,5 +332,14 @@ class PgSink:
         await cursor.execute(_UPSERT_DAILY)
 
     async def close(self) -> None:
-        """Close the connection."""
-        await self._drop()
+        """Close the connections."""
+        conns, self._idle = [*self._idle, *self._busy], []
+        self._busy.clear()
+        for conn in conns:
+            await _close(conn)
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    if not conn.closed:
+        with contextlib.suppress(psycopg.Error):
+            await conn.close()

@@ -12,9 +12,10 @@ Rules:
 - While the records database is unavailable the same batch is retried with a growing wait;
   nothing is dropped and nothing further is read, so the queue grows (in the store, which
   bounds it) and an alarm is logged once it is deeper than ``queue_alarm_depth``.
-- The next batch is read and its rows built while the previous one is being written and
-  acknowledged (one batch writing, one being prepared): the database, the queue and the
-  writer's own work overlap. A read made while records are in hand asks only for records no
+- The next batch is read and its rows built while earlier ones are being written and
+  acknowledged (up to ``batches_in_flight`` written at once, each in its own transaction and
+  acknowledged after its own commit): the database, the queue and the writer's own work
+  overlap. A read made while records are in hand asks only for records no
   consumer was given yet (``new_only``), as the queue would hand the ones in hand back; once
   every ``depth_check_interval_s`` the writer lets the batches in hand finish and makes a
   full read, which also takes over what a dead consumer left.
@@ -145,49 +146,44 @@ class CdrWriter(Generic[R]):
         return await self._ack(records, stop)
 
     async def _pipeline(self, stop: asyncio.Event) -> None:
-        """``step`` over and over, the next batch read and built while one is written."""
-        storing: asyncio.Task[bool] | None = None
-        """The batch being written; its acknowledgement is a task of ``acking``."""
+        """``step`` over and over, the next batch read and built while others are written."""
+        storing: list[asyncio.Task[bool]] = []
+        """Batches being written; their acknowledgements are tasks of ``acking``."""
         acking: set[asyncio.Task[int]] = set()
         next_full_read = 0.0
         try:
             while not stop.is_set():
                 await self._housekeeping()
-                if storing is not None and storing.done():
-                    if not storing.result():
-                        break
-                    storing = None
-                if time.monotonic() >= next_full_read and (storing is not None or acking):
-                    # Let the batches in hand finish: a full read would hand them back.
-                    if storing is not None and not await storing:
-                        break
-                    storing = None
-                    await asyncio.gather(*acking)
-                new_only = storing is not None or bool(acking)
+                if not _collect_stored(storing):
+                    break
+                # Before a full read the batches in hand finish: it would hand them back.
+                due = time.monotonic() >= next_full_read and bool(storing or acking)
+                if due and not await _settle(storing, acking):
+                    break
+                new_only = bool(storing or acking)
                 if not new_only:
                     next_full_read = time.monotonic() + self.settings.depth_check_interval_s
                 records = await self._read(stop, new_only=new_only)
                 if not records:
                     # Nothing new: finish what is in hand, then read in full (and wait).
-                    if storing is not None and not await storing:
+                    if not await _settle(storing, acking):
                         break
-                    storing = None
-                    await asyncio.gather(*acking)
                     continue
                 batch = Batch(records, self._now())
-                if storing is not None:
+                if len(storing) >= self.settings.batches_in_flight:
                     await _build_beside(batch, storing)
-                if storing is not None and not await storing:
-                    break  # told to stop while the database is away: the batch stays queued
-                storing = asyncio.create_task(self._store_then_ack(records, batch, stop, acking))
+                    await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
+                    if not _collect_stored(storing):
+                        break  # told to stop while the database is away: the batch stays queued
+                storing.append(
+                    asyncio.create_task(self._store_then_ack(records, batch, stop, acking))
+                )
         except BaseException:
-            for task in (storing, *acking):
-                if task is not None:
-                    task.cancel()
+            for task in (*storing, *acking):
+                task.cancel()
             raise
         finally:
-            tasks = [task for task in (storing, *acking) if task is not None]
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*storing, *acking, return_exceptions=True)
 
     async def _store_then_ack(
         self,
@@ -381,12 +377,29 @@ class CdrWriter(Generic[R]):
         }
 
 
-async def _build_beside(batch: Batch, task: asyncio.Task[Any]) -> None:
-    """Build a batch's rows while ``task`` runs (the batch ahead being written), a slice at a
-    time so that the loop keeps feeding that batch's COPY."""
-    # A turn of the loop between slices, not a poll for the task:
-    while not task.done() and not batch.build(100):  # noqa: ASYNC110
+async def _build_beside(batch: Batch, tasks: Sequence[asyncio.Task[bool]]) -> None:
+    """Build a batch's rows until one of ``tasks`` (batches being written) is done, a slice at
+    a time so that the loop keeps feeding their COPY."""
+    # A turn of the loop between slices, not a poll for the tasks:
+    while not any(t.done() for t in tasks) and not batch.build(100):  # noqa: ASYNC110
         await asyncio.sleep(0)
+
+
+def _collect_stored(storing: list[asyncio.Task[bool]]) -> bool:
+    """Drop the finished tasks of ``storing``; False if one stopped before its commit."""
+    committed = True
+    for task in [t for t in storing if t.done()]:
+        storing.remove(task)
+        committed = task.result() and committed
+    return committed
+
+
+async def _settle(storing: list[asyncio.Task[bool]], acking: set[asyncio.Task[int]]) -> bool:
+    """Wait for every batch in hand; False if one stopped before its commit."""
+    results = await asyncio.gather(*storing)
+    storing.clear()
+    await asyncio.gather(*acking)
+    return all(results)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
