@@ -48,7 +48,6 @@ from cdr_writer.writer import CdrWriter  # noqa: E402
 from ocsd.schema import upgrade  # noqa: E402
 from ocsd.sql_store import Database  # noqa: E402
 
-IN_FLIGHT = [CdrWriterSettings.batches_in_flight]
 T0_MS = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1000)
 
 
@@ -232,7 +231,7 @@ async def drain(writer: CdrWriter[object], total: int) -> Drained:  # type: igno
     return Drained(total, elapsed, python_cpu, pg_cpu)
 
 
-async def bench_memory(url: str, cdrs: list[Cdr], batch: int) -> Drained:
+async def bench_memory(url: str, cdrs: list[Cdr], batch: int, in_flight: int) -> Drained:
     records = [
         Record(f"m-{i}", Kind(), c.encode(), c.account_id, c.charge_micros, 0, c.end_ms)
         for i, c in enumerate(cdrs)
@@ -240,7 +239,7 @@ async def bench_memory(url: str, cdrs: list[Cdr], batch: int) -> Drained:
     writer = CdrWriter(
         MemoryQueue(records),  # type: ignore[arg-type]
         PgSink(url),
-        CdrWriterSettings(batch_size=batch, batches_in_flight=IN_FLIGHT[0]),
+        CdrWriterSettings(batch_size=batch, batches_in_flight=in_flight),
         "bench",
     )
     drained = await drain(writer, len(records))  # type: ignore[arg-type]
@@ -248,7 +247,9 @@ async def bench_memory(url: str, cdrs: list[Cdr], batch: int) -> Drained:
     return drained
 
 
-async def bench_redis(url: str, redis_url: str, cdrs: list[Cdr], batch: int) -> Drained:
+async def bench_redis(
+    url: str, redis_url: str, cdrs: list[Cdr], batch: int, in_flight: int
+) -> Drained:
     from balances.model import AccountKind, AccountLimits, Step, StepKind, StepStatus
     from balances.redis_store import RedisBalanceStore
     from balances.settings import RedisStoreSettings
@@ -297,7 +298,7 @@ async def bench_redis(url: str, redis_url: str, cdrs: list[Cdr], batch: int) -> 
         writer = CdrWriter(
             store,
             PgSink(url),
-            CdrWriterSettings(batch_size=batch, batches_in_flight=IN_FLIGHT[0]),
+            CdrWriterSettings(batch_size=batch, batches_in_flight=in_flight),
             "bench",
         )
         drained = await drain(writer, len(cdrs))  # type: ignore[arg-type]
@@ -328,9 +329,8 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=1, help="drains per queue (best, median)")
-    parser.add_argument("--in-flight", type=int, default=CdrWriterSettings.batches_in_flight)
+    parser.add_argument("--in-flight", type=int, default=CdrWriterSettings().batches_in_flight)
     args = parser.parse_args()
-    IN_FLIGHT[0] = args.in_flight
     print(f"generating {args.records} CDRs ...")
     cdrs = make_cdrs(args.records)
     size = sum(len(c.encode()) for c in cdrs[:1000]) / 1000
@@ -342,10 +342,12 @@ def main() -> None:
             url = scratch_database(args.pg)
             try:
                 if queue == "memory":
-                    drained = asyncio.run(bench_memory(url, cdrs, args.batch))
+                    drained = asyncio.run(bench_memory(url, cdrs, args.batch, args.in_flight))
                     label = "in-memory queue -> writer -> PostgreSQL"
                 else:
-                    drained = asyncio.run(bench_redis(url, args.redis, cdrs, args.batch))
+                    drained = asyncio.run(
+                        bench_redis(url, args.redis, cdrs, args.batch, args.in_flight)
+                    )
                     label = "Redis streams (XREADGROUP + ack) -> writer -> PostgreSQL"
                 print(drained.line(label))
                 print(
