@@ -92,6 +92,8 @@ _REASON[""] = None
 _KINDS = {k.value.encode(): k for k in AccountKind}
 _STATUSES = {s.value.encode(): s for s in AccountStatus}
 _RECORD_KINDS = {k.value.encode(): k for k in RecordKind}
+_RECORD_FIELDS = [b"k", b"a", b"m", b"b", b"t", b"p"]
+"""The fields of a record stream entry, in the order ``append_record`` (common.lua) writes."""
 _ACCOUNT_FIELDS = (
     "bal",
     "held",
@@ -773,23 +775,30 @@ class RedisBalanceStore:
         if not reply:
             return
         for stream, entries in reply:
-            shard = self._keys.shard_of_stream[stream]
+            prefix = f"{self._keys.shard_of_stream[stream]}/"
             for entry_id, fields in entries:
                 if fields is None or len(found) >= count:
                     # deleted meanwhile, or beyond what was asked (it stays pending for us)
                     continue
-                record_id = f"{shard}/{entry_id.decode()}"
+                record_id = prefix + entry_id.decode()
                 if record_id in found:
                     continue
-                values = dict(zip(fields[::2], fields[1::2], strict=True))
+                # The fields in the order the scripts append them, else looked up by name.
+                if fields[::2] == _RECORD_FIELDS:
+                    kind, account, amount, balance, at, payload = fields[1::2]
+                else:
+                    values = dict(zip(fields[::2], fields[1::2], strict=True))
+                    kind, account, amount, balance, at, payload = (
+                        values[name] for name in _RECORD_FIELDS
+                    )
                 found[record_id] = QueuedRecord(
-                    record_id=record_id,
-                    kind=_RECORD_KINDS[values[b"k"]],
-                    payload=values[b"p"],
-                    account_id=values[b"a"].decode(),
-                    amount_micros=int(values[b"m"]),
-                    balance_micros=int(values[b"b"]),
-                    at_ms=int(values[b"t"]),
+                    record_id,
+                    _RECORD_KINDS[kind],
+                    payload,
+                    account.decode(),
+                    int(amount),
+                    int(balance),
+                    int(at),
                 )
 
     async def ack_records(self, records: Sequence[QueuedRecord]) -> None:
