@@ -197,7 +197,7 @@ class CdrWriter(Generic[R]):
             return False
         task = asyncio.create_task(self._ack(records, stop))
         acking.add(task)
-        task.add_done_callback(acking.discard)
+        task.add_done_callback(_forget_unless_failed(acking))
         return True
 
     async def _read(self, stop: asyncio.Event, *, new_only: bool) -> list[R]:
@@ -383,6 +383,19 @@ async def _build_beside(batch: Batch, tasks: Sequence[asyncio.Task[bool]]) -> No
     # A turn of the loop between slices, not a poll for the tasks:
     while not any(t.done() for t in tasks) and not batch.build(100):  # noqa: ASYNC110
         await asyncio.sleep(0)
+
+
+def _forget_unless_failed(
+    tasks: set[asyncio.Task[int]],
+) -> Callable[[asyncio.Task[int]], None]:
+    """A done callback: drop a finished task from ``tasks``, keep one that raised (the
+    writer's next wait for its tasks raises it, as a failed step would have)."""
+
+    def forget(task: asyncio.Task[int]) -> None:
+        if task.cancelled() or task.exception() is None:
+            tasks.discard(task)
+
+    return forget
 
 
 def _collect_stored(storing: list[asyncio.Task[bool]]) -> bool:
