@@ -527,22 +527,32 @@ class EmbeddedBalanceStore:
 
     # -- record queue ------------------------------------------------------------------
 
-    async def read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
-        """Return queued records not yet acknowledged (first those this consumer left)."""
+    async def read_records(
+        self, consumer: str, count: int, block_ms: int, *, new_only: bool = False
+    ) -> list[QueuedRecord]:
+        """Return queued records not yet acknowledged (first those this consumer left).
+
+        ``new_only``: only records no consumer was given yet, neither this consumer's pending
+        ones nor any claimed from others: what a reader asks for while it still holds records
+        it read before and has not acknowledged (a plain read would hand those back).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + block_ms / 1000
         while True:
             found: list[QueuedRecord] = []
-            if count > 0 and self._read(self._any_record, consumer):
-                found = self._write(self._read_records, consumer, count)
+            if count > 0 and self._read(self._any_record, consumer, new_only):
+                found = self._write(self._read_records, consumer, count, new_only)
             if found or count <= 0 or loop.time() >= deadline:
                 return found
             await asyncio.sleep(
                 min(self.settings.poll_interval_ms / 1000, max(0.0, deadline - loop.time()))
             )
 
-    def _any_record(self, consumer: str) -> bool:
+    def _any_record(self, consumer: str, new_only: bool) -> bool:
         """Whether a read would find something (without the write lock: polls stay cheap)."""
+        if new_only:
+            found = self._db.execute("SELECT 1 FROM records WHERE consumer IS NULL LIMIT 1")
+            return found.fetchone() is not None
         now_ms = int(time.time() * 1000)
         row = self._db.execute(
             "SELECT 1 FROM records WHERE consumer IS NULL OR consumer = ? "
@@ -551,14 +561,17 @@ class EmbeddedBalanceStore:
         ).fetchone()
         return row is not None
 
-    def _read_records(self, consumer: str, count: int) -> list[QueuedRecord]:
+    def _read_records(self, consumer: str, count: int, new_only: bool) -> list[QueuedRecord]:
         db = self._db
         now_ms = int(time.time() * 1000)
-        rows = db.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records WHERE consumer = ? ORDER BY record_id LIMIT ?",
-            (consumer, count),
-        ).fetchall()
-        if len(rows) < count:
+        rows: list[Any] = []
+        if not new_only:
+            rows = db.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM records WHERE consumer = ? "
+                "ORDER BY record_id LIMIT ?",
+                (consumer, count),
+            ).fetchall()
+        if len(rows) < count and not new_only:
             rows += db.execute(
                 f"SELECT {_RECORD_COLUMNS} FROM records WHERE consumer IS NOT NULL "
                 "AND consumer != ? AND delivered_ms <= ? ORDER BY record_id LIMIT ?",

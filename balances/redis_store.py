@@ -113,6 +113,8 @@ _REASON[""] = None
 _KINDS = {k.value.encode(): k for k in AccountKind}
 _STATUSES = {s.value.encode(): s for s in AccountStatus}
 _RECORD_KINDS = {k.value.encode(): k for k in RecordKind}
+_RECORD_FIELDS = [b"k", b"a", b"m", b"b", b"t", b"p"]
+"""The fields of a record stream entry, in the order ``append_record`` (common.lua) writes."""
 _ACCOUNT_FIELDS = (
     "bal",
     "held",
@@ -798,25 +800,35 @@ class RedisBalanceStore:
                 raise result
         self._groups_ready = True
 
-    async def read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
-        """Return queued records not yet acknowledged (first those this consumer left)."""
+    async def read_records(
+        self, consumer: str, count: int, block_ms: int, *, new_only: bool = False
+    ) -> list[QueuedRecord]:
+        """Return queued records not yet acknowledged (first those this consumer left).
+
+        ``new_only``: only records no consumer was given yet, neither this consumer's pending
+        ones nor any claimed from others: what a reader asks for while it still holds records
+        it read before and has not acknowledged (a plain read would hand those back).
+        """
         if count <= 0:
             return []
         try:
-            return await self._read_records(consumer, count, block_ms)
+            return await self._read_records(consumer, count, block_ms, new_only)
         except ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
             self._groups_ready = False
-            return await self._read_records(consumer, count, block_ms)
+            return await self._read_records(consumer, count, block_ms, new_only)
 
-    async def _read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
+    async def _read_records(
+        self, consumer: str, count: int, block_ms: int, new_only: bool
+    ) -> list[QueuedRecord]:
         await self._ensure_groups()
         streams = self._keys.records
         group = self.settings.consumer_group
         found: dict[str, QueuedRecord] = {}
-        await self._read_group(consumer, group, streams, "0", count, found, 0)
-        if len(found) < count:
+        if not new_only:
+            await self._read_group(consumer, group, streams, "0", count, found, 0)
+        if len(found) < count and not new_only:
             claims = await self._calls(
                 (
                     "XAUTOCLAIM",
@@ -905,23 +917,30 @@ class RedisBalanceStore:
         if not reply:
             return
         for stream, entries in reply:
-            shard = self._keys.shard_of_stream[stream]
+            prefix = f"{self._keys.shard_of_stream[stream]}/"
             for entry_id, fields in entries:
                 if fields is None or len(found) >= count:
                     # deleted meanwhile, or beyond what was asked (it stays pending for us)
                     continue
-                record_id = f"{shard}/{entry_id.decode()}"
+                record_id = prefix + entry_id.decode()
                 if record_id in found:
                     continue
-                values = dict(zip(fields[::2], fields[1::2], strict=True))
+                # The fields in the order the scripts append them, else looked up by name.
+                if fields[::2] == _RECORD_FIELDS:
+                    kind, account, amount, balance, at, payload = fields[1::2]
+                else:
+                    values = dict(zip(fields[::2], fields[1::2], strict=True))
+                    kind, account, amount, balance, at, payload = (
+                        values[name] for name in _RECORD_FIELDS
+                    )
                 found[record_id] = QueuedRecord(
-                    record_id=record_id,
-                    kind=_RECORD_KINDS[values[b"k"]],
-                    payload=values[b"p"],
-                    account_id=values[b"a"].decode(),
-                    amount_micros=int(values[b"m"]),
-                    balance_micros=int(values[b"b"]),
-                    at_ms=int(values[b"t"]),
+                    record_id,
+                    _RECORD_KINDS[kind],
+                    payload,
+                    account.decode(),
+                    int(amount),
+                    int(balance),
+                    int(at),
                 )
 
     async def ack_records(self, records: Sequence[QueuedRecord]) -> None:

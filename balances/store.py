@@ -63,8 +63,15 @@ class BalanceStore(Protocol):
     async def count_open_sessions(self) -> int:
         """How many sessions are open (hold money or bundle seconds), every worker's."""
 
-    async def read_records(self, consumer: str, count: int, block_ms: int) -> list[QueuedRecord]:
-        """Return queued records not yet acknowledged (first those this consumer left)."""
+    async def read_records(
+        self, consumer: str, count: int, block_ms: int, *, new_only: bool = False
+    ) -> list[QueuedRecord]:
+        """Return queued records not yet acknowledged (first those this consumer left).
+
+        ``new_only``: only records no consumer was given yet, neither this consumer's pending
+        ones nor any claimed from others: what a reader asks for while it still holds records
+        it read before and has not acknowledged (a plain read would hand those back).
+        """
 
     async def ack_records(self, records: Sequence[QueuedRecord]) -> None:
         """Remove records from the queue once they are stored for good."""

@@ -18,6 +18,10 @@ class CdrWriterSettings:
     per node. Empty: ``cdr-writer@<node_id>``."""
     batch_size: int = 5000
     """The most records written in one transaction."""
+    batches_in_flight: int = 2
+    """Batches written at the same time, each in its own transaction (PostgreSQL: on its own
+    connection). Two let the records database work on one batch while the writer sends the
+    next; the SQLite sink writes one at a time whatever this says."""
     read_block_ms: int = 1000
     """How long one read waits for records when the queue is empty. Records are written as
     soon as they are read (a busy queue fills batches by itself), so this bounds how often an
@@ -42,6 +46,8 @@ class CdrWriterSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= 100_000:
             raise ValueError("batch_size must be between 1 and 100000")
+        if not 1 <= self.batches_in_flight <= 8:
+            raise ValueError("batches_in_flight must be between 1 and 8")
         if self.read_block_ms <= 0:
             raise ValueError("read_block_ms must be positive")
         if self.queue_alarm_depth <= 0 or self.depth_check_interval_s <= 0:

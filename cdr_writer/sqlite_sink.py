@@ -81,6 +81,7 @@ class SqliteSink:
         self.path = path
         self.timeout_s = timeout_s
         self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -96,7 +97,8 @@ class SqliteSink:
 
     async def prepare(self, now: datetime) -> None:
         """Open the file and check that the schema has the CDR tables."""
-        await asyncio.to_thread(self._prepare)
+        async with self._lock:
+            await asyncio.to_thread(self._prepare)
 
     def _prepare(self) -> None:
         try:
@@ -118,8 +120,9 @@ class SqliteSink:
         return []
 
     async def write(self, batch: Batch) -> WriteResult:
-        """Store a batch in one transaction."""
-        return await asyncio.to_thread(self._write, batch)
+        """Store a batch in one transaction (one at a time: they share the connection)."""
+        async with self._lock:
+            return await asyncio.to_thread(self._write, batch)
 
     def _write(self, batch: Batch) -> WriteResult:
         conn = self._connect()

@@ -12,6 +12,13 @@ Rules:
 - While the records database is unavailable the same batch is retried with a growing wait;
   nothing is dropped and nothing further is read, so the queue grows (in the store, which
   bounds it) and an alarm is logged once it is deeper than ``queue_alarm_depth``.
+- The next batch is read and its rows built while earlier ones are being written and
+  acknowledged (up to ``batches_in_flight`` written at once, each in its own transaction and
+  acknowledged after its own commit): the database, the queue and the writer's own work
+  overlap. A read made while records are in hand asks only for records no
+  consumer was given yet (``new_only``), as the queue would hand the ones in hand back; once
+  every ``depth_check_interval_s`` the writer lets the batches in hand finish and makes a
+  full read, which also takes over what a dead consumer left.
 - Bad data never blocks the queue: records that do not decode or validate are stored flagged
   (``cdr_writer.row``); a batch the database still refuses is split until the refused record
   is alone, and that record is kept in ``cdr_rejects`` with the database's message.
@@ -41,8 +48,15 @@ log = structlog.get_logger(component="cdr_writer")
 class RecordQueue(Protocol[R]):
     """The durable queue the balance store fills (``balances.store.BalanceStore``)."""
 
-    async def read_records(self, consumer: str, count: int, block_ms: int) -> list[R]:
-        """Return queued records not yet acknowledged (first those this consumer left)."""
+    async def read_records(
+        self, consumer: str, count: int, block_ms: int, *, new_only: bool = False
+    ) -> list[R]:
+        """Return queued records not yet acknowledged (first those this consumer left).
+
+        ``new_only``: only records no consumer was given yet, neither this consumer's pending
+        ones nor any claimed from others: what a reader asks for while it still holds records
+        it read before and has not acknowledged (a plain read would hand those back).
+        """
 
     async def ack_records(self, records: Sequence[R]) -> None:
         """Remove records from the queue once they are stored for good."""
@@ -104,13 +118,12 @@ class CdrWriter(Generic[R]):
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Write batches until ``stop`` is set; the batch in hand is finished or left queued."""
+        """Write batches until ``stop`` is set; the batches in hand are finished or left queued."""
         log.info("cdr writer starting", consumer=self.consumer)
         try:
             if not await self._prepare(stop):
                 return
-            while not stop.is_set():
-                await self.step(stop)
+            await self._pipeline(stop)
         finally:
             log.info(
                 "cdr writer stopped",
@@ -125,23 +138,81 @@ class CdrWriter(Generic[R]):
         """Read one batch and store it; return how many records were acknowledged."""
         stop = stop or asyncio.Event()
         await self._housekeeping()
+        records = await self._read(stop, new_only=False)
+        if not records:
+            return 0
+        if not await self._store(records, stop):
+            return 0
+        return await self._ack(records, stop)
+
+    async def _pipeline(self, stop: asyncio.Event) -> None:
+        """``step`` over and over, the next batch read and built while others are written."""
+        storing: list[asyncio.Task[bool]] = []
+        """Batches being written; their acknowledgements are tasks of ``acking``."""
+        acking: set[asyncio.Task[int]] = set()
+        next_full_read = 0.0
         try:
-            records = await self.queue.read_records(
-                self.consumer, self.settings.batch_size, self.settings.read_block_ms
+            while not stop.is_set():
+                await self._housekeeping()
+                if not _collect_stored(storing):
+                    break
+                # Before a full read the batches in hand finish: it would hand them back.
+                due = time.monotonic() >= next_full_read and bool(storing or acking)
+                if due and not await _settle(storing, acking):
+                    break
+                new_only = bool(storing or acking)
+                if not new_only:
+                    next_full_read = time.monotonic() + self.settings.depth_check_interval_s
+                records = await self._read(stop, new_only=new_only)
+                if not records:
+                    # Nothing new: finish what is in hand, then read in full (and wait).
+                    if not await _settle(storing, acking):
+                        break
+                    continue
+                batch = Batch(records, self._now())
+                if len(storing) >= self.settings.batches_in_flight:
+                    await _build_beside(batch, storing)
+                    await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
+                    if not _collect_stored(storing):
+                        break  # told to stop while the database is away: the batch stays queued
+                storing.append(
+                    asyncio.create_task(self._store_then_ack(records, batch, stop, acking))
+                )
+        except BaseException:
+            for task in (*storing, *acking):
+                task.cancel()
+            raise
+        finally:
+            await asyncio.gather(*storing, *acking, return_exceptions=True)
+
+    async def _store_then_ack(
+        self,
+        records: Sequence[R],
+        batch: Batch,
+        stop: asyncio.Event,
+        acking: set[asyncio.Task[int]],
+    ) -> bool:
+        """Store a batch; once committed, acknowledge it in a task of ``acking``."""
+        if not await self._store(records, stop, batch):
+            return False
+        task = asyncio.create_task(self._ack(records, stop))
+        acking.add(task)
+        task.add_done_callback(_forget_unless_failed(acking))
+        return True
+
+    async def _read(self, stop: asyncio.Event, *, new_only: bool) -> list[R]:
+        try:
+            return await self.queue.read_records(
+                self.consumer,
+                self.settings.batch_size,
+                self.settings.read_block_ms,
+                new_only=new_only,
             )
         except self.queue_errors as exc:
             self.stats.queue_failures += 1
             log.warning("cdr queue read failed", error=str(exc) or type(exc).__name__)
             await _wait(stop, self.settings.retry_max_ms / 1000)
-            return 0
-        if not records:
-            return 0
-        if not await self._store(records, stop):
-            return 0
-        if not await self._ack(records, stop):
-            return 0
-        self.stats.records += len(records)
-        return len(records)
+            return []
 
     async def _prepare(self, stop: asyncio.Event) -> bool:
         delay = self.settings.retry_initial_ms / 1000
@@ -194,13 +265,19 @@ class CdrWriter(Generic[R]):
 
     # -- storing ---------------------------------------------------------------------------
 
-    async def _store(self, records: Sequence[R], stop: asyncio.Event) -> bool:
-        """Write the records until they are committed; False if told to stop first."""
+    async def _store(
+        self, records: Sequence[R], stop: asyncio.Event, batch: Batch | None = None
+    ) -> bool:
+        """Write the records until they are committed; False if told to stop first.
+
+        ``batch``: the records' rows, maybe partly built already (the first attempt only).
+        """
         delay = self.settings.retry_initial_ms / 1000
         while True:
             try:
-                result = await self._write_group(records)
+                result = await self._write_group(records, batch)
             except SinkUnavailable as exc:
+                batch = None
                 self.stats.write_failures += 1
                 log.warning(
                     "records database unavailable; batch kept in the queue",
@@ -222,8 +299,9 @@ class CdrWriter(Generic[R]):
             self.stats.ledger += result.ledger
             return True
 
-    async def _write_group(self, records: Sequence[R]) -> WriteResult:
-        batch = Batch(records, self._now())
+    async def _write_group(self, records: Sequence[R], batch: Batch | None = None) -> WriteResult:
+        if batch is None:
+            batch = Batch(records, self._now())
         try:
             result = await self.sink.write(batch)
         except SinkDataError as exc:
@@ -267,8 +345,9 @@ class CdrWriter(Generic[R]):
                 problems=[row[8] for row in batch.reject_rows[:5]],
             )
 
-    async def _ack(self, records: Sequence[R], stop: asyncio.Event) -> bool:
-        """Acknowledge stored records; on failure they come back and are skipped as stored."""
+    async def _ack(self, records: Sequence[R], stop: asyncio.Event) -> int:
+        """Acknowledge stored records and return how many; on failure (0) they come back and
+        are skipped as stored."""
         delay = self.settings.retry_initial_ms / 1000
         while True:
             try:
@@ -277,11 +356,12 @@ class CdrWriter(Generic[R]):
                 self.stats.queue_failures += 1
                 log.warning("cdr queue ack failed", error=str(exc) or type(exc).__name__)
                 if stop.is_set():
-                    return False
+                    return 0
                 await _wait(stop, delay)
                 delay = min(delay * 2, self.settings.retry_max_ms / 1000)
                 continue
-            return True
+            self.stats.records += len(records)
+            return len(records)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -295,6 +375,44 @@ class CdrWriter(Generic[R]):
             "alarming": self.alarming,
             **asdict(self.stats),
         }
+
+
+async def _build_beside(batch: Batch, tasks: Sequence[asyncio.Task[bool]]) -> None:
+    """Build a batch's rows until one of ``tasks`` (batches being written) is done, a slice at
+    a time so that the loop keeps feeding their COPY."""
+    # A turn of the loop between slices, not a poll for the tasks:
+    while not any(t.done() for t in tasks) and not batch.build(100):  # noqa: ASYNC110
+        await asyncio.sleep(0)
+
+
+def _forget_unless_failed(
+    tasks: set[asyncio.Task[int]],
+) -> Callable[[asyncio.Task[int]], None]:
+    """A done callback: drop a finished task from ``tasks``, keep one that raised (the
+    writer's next wait for its tasks raises it, as a failed step would have)."""
+
+    def forget(task: asyncio.Task[int]) -> None:
+        if task.cancelled() or task.exception() is None:
+            tasks.discard(task)
+
+    return forget
+
+
+def _collect_stored(storing: list[asyncio.Task[bool]]) -> bool:
+    """Drop the finished tasks of ``storing``; False if one stopped before its commit."""
+    committed = True
+    for task in [t for t in storing if t.done()]:
+        storing.remove(task)
+        committed = task.result() and committed
+    return committed
+
+
+async def _settle(storing: list[asyncio.Task[bool]], acking: set[asyncio.Task[int]]) -> bool:
+    """Wait for every batch in hand; False if one stopped before its commit."""
+    results = await asyncio.gather(*storing)
+    storing.clear()
+    await asyncio.gather(*acking)
+    return all(results)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

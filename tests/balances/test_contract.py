@@ -984,6 +984,22 @@ async def test_records_of_a_live_consumer_are_not_taken(backend: Backend) -> Non
     assert await store.queue_depth() == 3
 
 
+async def test_a_reader_holding_records_asks_only_for_new_ones(backend: Backend) -> None:
+    store = backend.open(claim_idle_ms=0)
+    await account(store, balance=1_000)
+    for n in range(3):
+        await store.step(event(f"e{n}", 10 * (n + 1)))
+    held = await store.read_records("w1", 2, 0)
+    # w1 still holds two records: a plain read would hand them back, new_only does not
+    more = await store.read_records("w1", 10, 0, new_only=True)
+    assert len(held) == 2 and len(more) == 2
+    assert not {r.record_id for r in held} & {r.record_id for r in more}
+    # nor does it take over what another consumer holds, however long it has held it
+    assert await backend.open(claim_idle_ms=0).read_records("w2", 10, 0, new_only=True) == []
+    await store.ack_records([*held, *more])
+    assert await store.queue_depth() == 0
+
+
 async def test_read_records_waits_for_new_ones(backend: Backend) -> None:
     store = backend.open()
     await account(store)

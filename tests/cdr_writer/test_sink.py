@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -122,6 +123,21 @@ async def test_a_cdr_twice_in_one_batch_is_one_row_counted_once(
     assert result.cdrs == 2
     assert count(db, "SELECT COUNT(*) FROM cdrs") == 2
     assert daily(db)[0][3] == 2
+
+
+async def test_batches_written_at_once_store_each_cdr_once_and_count_it_once(
+    db: Database, sink: CdrSink
+) -> None:
+    records = [cdr_record(make_cdr(i)) for i in range(30)]
+    first, second, _, third = await asyncio.gather(
+        sink.write(build_batch(records[:10], NOW)),
+        sink.write(build_batch(records[10:20], NOW)),
+        sink.maintain(NOW),  # partition upkeep meanwhile, in a transaction of its own
+        sink.write(build_batch(records[15:], NOW)),  # five of them also in the second
+    )
+    assert first.cdrs + second.cdrs + third.cdrs == 30
+    assert count(db, "SELECT COUNT(*) FROM cdrs") == 30
+    assert sum(row[3] for row in daily(db)) == 30
 
 
 async def test_bad_records_are_stored_flagged_and_kept_raw(db: Database, sink: CdrSink) -> None:

@@ -60,7 +60,9 @@ class MemoryQueue:
         for record in records:
             self.entries[record.record_id] = record
 
-    async def read_records(self, consumer: str, count: int, block_ms: int) -> list[Record]:
+    async def read_records(
+        self, consumer: str, count: int, block_ms: int, *, new_only: bool = False
+    ) -> list[Record]:
         await asyncio.sleep(0)
         changed().set()
         if self.fail_reads:
@@ -68,7 +70,7 @@ class MemoryQueue:
             raise ConnectionError("queue down")
         mine = self.pending.setdefault(consumer, set())
         taken = {i for ids in self.pending.values() for i in ids}
-        out = [self.entries[i] for i in self.entries if i in mine][:count]
+        out = [] if new_only else [self.entries[i] for i in self.entries if i in mine][:count]
         for record_id in self.entries:
             if len(out) >= count:
                 break
@@ -104,6 +106,11 @@ class FlakySink:
         """Refuse any batch holding one of these CDRs as if the database rejected it."""
         self.writes = 0
         self.maintained = 0
+        self.turns = 0
+        """Turns of the event loop a write takes before it stores (a database answering later)."""
+        self.writing = False
+        self.committed: set[str] = set()
+        """The CDR ids of the batches committed."""
 
     async def prepare(self, now: datetime) -> None:
         if self.prepare_failures:
@@ -119,12 +126,20 @@ class FlakySink:
     async def write(self, batch: Batch) -> WriteResult:
         changed().set()
         self.writes += 1
-        if self.unavailable:
-            self.unavailable -= 1
-            raise SinkUnavailable("connection refused")
-        if {row[0] for row in batch.all_cdr_rows} & self.refuse_cdr_ids:
-            raise SinkDataError("value too long for type character varying(64)")
-        return await self.inner.write(batch)
+        self.writing = True
+        try:
+            for _ in range(self.turns):
+                await asyncio.sleep(0)
+            if self.unavailable:
+                self.unavailable -= 1
+                raise SinkUnavailable("connection refused")
+            if {row[0] for row in batch.all_cdr_rows} & self.refuse_cdr_ids:
+                raise SinkDataError("value too long for type character varying(64)")
+            result = await self.inner.write(batch)
+            self.committed.update(row[0] for row in batch.all_cdr_rows)
+            return result
+        finally:
+            self.writing = False
 
     async def close(self) -> None:
         await self.inner.close()
@@ -313,6 +328,47 @@ async def test_run_waits_for_the_database_then_writes_until_stopped(
     assert w.ready
     assert len(stored(db)) == 7
     assert sink.maintained >= 1
+
+
+async def test_the_next_batch_is_read_while_one_is_written_and_each_is_stored_once(
+    db: Database, sink: FlakySink
+) -> None:
+    cdrs = [make_cdr(i) for i in range(10)]
+    records = [cdr_record(c) for c in cdrs]
+    cdr_of = {r.record_id: c.cdr_id for r, c in zip(records, cdrs, strict=True)}
+    queue = MemoryQueue(records)
+    sink.turns = 5
+    reads_while_writing = 0
+    acked_uncommitted: list[str] = []
+    read, ack = queue.read_records, queue.ack_records
+
+    async def reading(
+        consumer: str, count: int, block_ms: int, *, new_only: bool = False
+    ) -> list[Record]:
+        nonlocal reads_while_writing
+        found = await read(consumer, count, block_ms, new_only=new_only)
+        reads_while_writing += bool(found) and sink.writing
+        return found
+
+    async def acking(batch: Sequence[Record]) -> None:
+        acked_uncommitted.extend(
+            r.record_id for r in batch if cdr_of[r.record_id] not in sink.committed
+        )
+        await ack(batch)
+
+    queue.read_records = reading  # type: ignore[method-assign]
+    queue.ack_records = acking  # type: ignore[method-assign]
+    w = writer(queue, sink, depth_check_interval_s=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(w.run(stop))
+    await until(lambda: not queue.entries)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert reads_while_writing > 0
+    assert stored(db) == sorted(c.cdr_id for c in cdrs)
+    assert sorted(queue.acked) == sorted(r.record_id for r in records)
+    assert acked_uncommitted == []
+    assert (w.stats.records, w.stats.cdrs, w.stats.duplicates) == (10, 10, 0)
 
 
 async def test_ledger_entries_and_cdrs_commit_together(db: Database, sink: FlakySink) -> None:
