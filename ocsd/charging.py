@@ -55,7 +55,7 @@ from cdr_writer.record import Cdr, CdrKind, LevelAmount, new_cdr_id
 from fraud.guard import FraudGuard, PendingCheck
 from fraud.model import CallAttempt, CallUsage, Verdict
 from fraud.rule import Refusal
-from lcr.decision import RouteDecision
+from lcr.decision import NoRouteReason, RouteDecision
 from ocsd.charging_types import (
     ChargingRequest,
     Denial,
@@ -793,7 +793,13 @@ class ChargingService:
                 resolution,
                 now,
             )
-            if not decision.ok:
+            if (
+                not decision.ok
+                and decision.no_route is NoRouteReason.NO_PLAN
+                and not routing.settings.require_plan
+            ):
+                decision = None  # no route plan applies: the call goes unrouted
+            elif not decision.ok:
                 reason = decision.no_route.value if decision.no_route else "no_route"
                 log.info(
                     "denied",
@@ -825,6 +831,8 @@ class ChargingService:
             view.extra[LEGS_KEY] = Routing.legs_text(decision)
             if resolution is not None and resolution.ported:
                 view.extra["dialled"] = called
+                if resolution.ported_carrier:
+                    view.extra["ported_carrier"] = resolution.ported_carrier
         day, month = self._periods(directory, account.timezone, now)
         period = self._bundle_period(price, day, month)
         wants, holds, bundle_holds = self._wants(view, request.units, period, adding=False)

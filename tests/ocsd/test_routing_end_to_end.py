@@ -172,3 +172,39 @@ def test_a_diameter_switch_gets_the_routes_and_reports_the_one_it_used(
         if routed.process.poll() is None:
             routed.process.kill()
             routed.process.wait()
+
+
+def test_an_account_no_route_plan_applies_to(tmp_path: Path, daemon: Daemon) -> None:
+    # bob has no route plan: unrouted by default (rated and charged, no routes handed out)...
+    ask = 'User-Name = "bob", Called-Station-Id = "442071234567"'
+    out = daemon.radclient("auth", ask)
+    assert "Access-Accept" in out and "ocsd-route-" not in out, out
+    assert daemon.stop() == 0
+    # ... and refused when every account must have one. The called number is ported meanwhile.
+    ported = tmp_path / "ported.csv"
+    ported.write_text("number,routing_number,carrier\n442071234567,442079990000,carrierA\n")
+    cli(daemon.data, "portability", "import", str(ported))
+    strict = start_daemon(tmp_path, extra="lcr: {enabled: true, require_plan: true}\n")
+    try:
+        out = strict.radclient("auth", ask)
+        assert "Access-Reject" in out, out
+        call = ask.replace("bob", "alice") + f', h323-conf-id = "{CONF}"'
+        out = strict.radclient("auth", call)
+        assert "Access-Accept" in out and "ocsd-route-" in out, out
+        for status in ("Start", "Stop, Acct-Session-Time = 30"):
+            out = strict.radclient(
+                "acct", call + f', Acct-Session-Id = "p1", Acct-Status-Type = {status}'
+            )
+            assert "Accounting-Response" in out, out
+        assert strict.stop() == 0
+        with sqlite3.connect(strict.data / "ocsd.sqlite3") as db:
+            [(routing_number, extra)] = db.execute(
+                "SELECT routing_number, extra FROM cdrs WHERE account_id = 'alice'"
+            ).fetchall()
+        # The routing number the number was ported to, and the carrier it was ported to.
+        assert routing_number == "442079990000"
+        assert json.loads(extra)["ported_carrier"] == "carrierA"
+    finally:
+        if strict.process.poll() is None:
+            strict.process.kill()
+            strict.process.wait()
