@@ -276,6 +276,22 @@ def test_settings_are_checked() -> None:
         RedisStoreSettings(shards=0)
     with pytest.raises(ValueError, match="url"):
         RedisStoreSettings(url="http://localhost")
+    with pytest.raises(ValueError, match="max_record_queue"):
+        RedisStoreSettings(max_record_queue=-1)
+
+
+@pytest.mark.parametrize(
+    ("total", "shards", "share"),
+    [
+        pytest.param(5_000_000, 256, 19_532, id="default-rounded-up"),
+        pytest.param(16, 8, 2, id="even"),
+        pytest.param(1, 8, 1, id="less-than-one-each"),
+        pytest.param(0, 8, 0, id="unbounded"),
+    ],
+)
+def test_each_stream_is_bounded_by_its_share(total: int, shards: int, share: int) -> None:
+    settings = RedisStoreSettings(max_record_queue=total, shards=shards)
+    assert settings.max_records_per_shard == share
 
 
 async def test_closed_markers_share_the_slot_expire_and_stay_compact(redis_url: str) -> None:
