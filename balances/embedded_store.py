@@ -16,11 +16,11 @@ transactions — each one whole, money and record together, so the books still b
 retransmitted request is then simply done again. ``synchronous=FULL`` syncs every commit.
 
 The record queue is the ``records`` table: appended in the step's transaction, handed out by
-``read_records`` (which remembers the consumer and when), deleted by ``ack_records``; triggers
-keep its length in ``record_count``, read against ``max_record_queue`` by the steps that the
-bound refuses (``engine.needs_queue_room``). Claiming
-records another consumer left unacknowledged uses the wall clock (``claim_idle_ms``); steps
-never read a clock. Tombstones and closed markers past their expiry are deleted by
+``read_records`` (which remembers the consumer and when), deleted by ``ack_records``. Triggers
+keep its length in ``record_count``, which the steps the bound may refuse
+(``engine.needs_queue_room``) compare with ``max_record_queue``. Claiming records another
+consumer left unacknowledged uses the wall clock (``claim_idle_ms``); steps never read a
+clock. Tombstones and closed markers past their expiry are deleted by
 ``expired_sessions`` (the reaper's call). A closed marker is a row of ``closed_markers`` keyed
 by the 8-byte digest of account and session (``engine.marker_digest``) as one integer.
 """

@@ -49,13 +49,11 @@ if amount > 0 then
   if a.status ~= 'active' then
     return simple('denied', a.status, a, -1)
   end
-  if ARGV[7] == '1' and not orphan then
+  if ARGV[7] == '1' then
     local bound = tonumber(ARGV[15])
-    if bound > 0 and redis.call('XLEN', stream) >= bound then
+    if bound > 0 and not orphan and redis.call('XLEN', stream) >= bound then
       return simple('denied', 'record_queue_full', a, -1)
     end
-  end
-  if ARGV[7] == '1' then
     if amount > available(a) then
       return simple('denied', 'insufficient_funds', a, -1)
     end
