@@ -16,9 +16,11 @@ transactions — each one whole, money and record together, so the books still b
 retransmitted request is then simply done again. ``synchronous=FULL`` syncs every commit.
 
 The record queue is the ``records`` table: appended in the step's transaction, handed out by
-``read_records`` (which remembers the consumer and when), deleted by ``ack_records``. Claiming
-records another consumer left unacknowledged uses the wall clock (``claim_idle_ms``); steps
-never read a clock. Tombstones and closed markers past their expiry are deleted by
+``read_records`` (which remembers the consumer and when), deleted by ``ack_records``. Triggers
+keep its length in ``record_count``, which the steps the bound may refuse
+(``engine.needs_queue_room``) compare with ``max_record_queue``. Claiming records another
+consumer left unacknowledged uses the wall clock (``claim_idle_ms``); steps never read a
+clock. Tombstones and closed markers past their expiry are deleted by
 ``expired_sessions`` (the reaper's call). A closed marker is a row of ``closed_markers`` keyed
 by the 8-byte digest of account and session (``engine.marker_digest``) as one integer.
 """
@@ -45,6 +47,7 @@ from balances.engine import (
     check_limits,
     check_step,
     marker_digest,
+    needs_queue_room,
 )
 from balances.model import (
     AccountKind,
@@ -128,7 +131,20 @@ CREATE TABLE IF NOT EXISTS records (
     delivered_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS records_by_consumer ON records (consumer, record_id);
+CREATE TABLE IF NOT EXISTS record_count (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    n INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO record_count (id, n) SELECT 0, count(*) FROM records
 """
+# The queue's length, kept by triggers so that the bound costs one row read per opening step
+# (count(*) walks the table); created with the count above in one transaction.
+_COUNT_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS records_counted_in AFTER INSERT ON records "
+    "BEGIN UPDATE record_count SET n = n + 1 WHERE id = 0; END",
+    "CREATE TRIGGER IF NOT EXISTS records_counted_out AFTER DELETE ON records "
+    "BEGIN UPDATE record_count SET n = n - 1 WHERE id = 0; END",
+)
 
 _ACCOUNT_COLUMNS = (
     "account_id, kind, status, balance_micros, held_micros, credit_limit_micros, "
@@ -251,6 +267,8 @@ class EmbeddedBalanceStore:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 self._db.execute(statement)
+        for trigger in _COUNT_TRIGGERS:
+            self._db.execute(trigger)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _write(self, work: Callable[..., T], *args: Any) -> T:
@@ -371,7 +389,12 @@ class EmbeddedBalanceStore:
                 (_digest(step.account_id, step.session_id),),
             ).fetchone()
             marker = ClosedMarker(*found) if found is not None else None
-        applied = apply_step(account, session, step, marker)
+        bound = self.settings.max_record_queue
+        queue_full = False
+        if bound and needs_queue_room(step):
+            (queued,) = db.execute("SELECT n FROM record_count WHERE id = 0").fetchone()
+            queue_full = queued >= bound
+        applied = apply_step(account, session, step, marker, queue_full)
         if applied.account is not None:
             self._save_account(applied.account)
         if applied.session is not None:

@@ -9,7 +9,13 @@ Rules (the contract suite checks both backends against them):
   back and nothing changes. Any other request on a tombstone is ``UNKNOWN_SESSION``; an
   ``EVENT`` on an open session is DENIED ``SESSION_EXISTS``.
 - Checks come in this order: duplicate, session existence, version (STALE), account status,
-  session limit, money. A DENIED step changes nothing and is not remembered.
+  session limit, record queue, money. A DENIED step changes nothing and is not remembered.
+- Record queue: while the queue holds its bound (the records database is behind), a step that
+  brings new money in (``needs_queue_room``: an opening HOLD, an EVENT debit that requires
+  funds) is DENIED ``RECORD_QUEUE_FULL``. Everything else goes on and still appends its
+  record — closes, updates of open sessions, orphan stops and forced debits (the service was
+  used already), refunds, ledger entries — so the queue may pass its bound by what the calls
+  up at that moment and the back office add, and nothing is lost.
 - Period keys: when a committed step's ``day_key``/``month_key`` differs from the stored one,
   that period's spent counter starts again at zero. Spent counters count debits only; a refund
   does not lower them.
@@ -382,30 +388,41 @@ def _prune(account: AccountRow, bundle_id: str, period: str) -> None:
         del account.bundles[bundle_id]
 
 
+def needs_queue_room(step: Step) -> bool:
+    """Whether the step is refused while the record queue is full: it brings new money in."""
+    if step.kind is StepKind.HOLD:
+        return step.new_session
+    if step.kind is StepKind.EVENT:
+        return step.debit_micros > 0 and step.require_funds and not step.orphan_stop
+    return False
+
+
 def apply_step(
     account: AccountRow | None,
     session: SessionRow | None,
     step: Step,
     marker: ClosedMarker | None = None,
+    queue_full: bool = False,
 ) -> Applied:
     """Work out one step on copies; the caller writes what ``Applied`` says, atomically.
 
-    ``marker`` is the session's closed marker, if the store has one (read for orphan stops).
+    ``marker`` is the session's closed marker, if the store has one (read for orphan stops);
+    ``queue_full`` whether the record queue holds its bound (read when ``needs_queue_room``).
     """
     if account is None:
         return _simple(StepStatus.DENIED, None, DenyReason.UNKNOWN_ACCOUNT)
     if session is not None and not session.open and step.now_ms >= session.expires_ms:
         session = None
     if step.kind is StepKind.HOLD:
-        return _hold(account, session, step)
+        return _hold(account, session, step, queue_full)
     if step.kind is StepKind.CLOSE:
         return _close(account, session, step)
     if marker is not None and step.now_ms >= marker.expires_ms:
         marker = None
-    return _event(account, session, step, marker)
+    return _event(account, session, step, marker, queue_full)
 
 
-def _hold(account: AccountRow, session: SessionRow | None, step: Step) -> Applied:
+def _hold(account: AccountRow, session: SessionRow | None, step: Step, queue_full: bool) -> Applied:
     version = -1
     if session is not None:
         if not session.open:
@@ -429,6 +446,8 @@ def _hold(account: AccountRow, session: SessionRow | None, step: Step) -> Applie
         and account.sessions >= account.max_sessions
     ):
         return _simple(StepStatus.DENIED, account, DenyReason.TOO_MANY_SESSIONS, version)
+    if step.new_session and queue_full:
+        return _simple(StepStatus.DENIED, account, DenyReason.RECORD_QUEUE_FULL, version)
 
     a = account.copy()
     _roll(a, step)
@@ -621,7 +640,11 @@ def _close(account: AccountRow, session: SessionRow | None, step: Step) -> Appli
 
 
 def _event(
-    account: AccountRow, session: SessionRow | None, step: Step, marker: ClosedMarker | None
+    account: AccountRow,
+    session: SessionRow | None,
+    step: Step,
+    marker: ClosedMarker | None,
+    queue_full: bool,
 ) -> Applied:
     if session is not None:
         if session.open:
@@ -652,6 +675,8 @@ def _event(
     if debit > 0:
         if a.status is not AccountStatus.ACTIVE:
             return _simple(StepStatus.DENIED, account, _status_reason(a.status))
+        if queue_full and needs_queue_room(step):
+            return _simple(StepStatus.DENIED, account, DenyReason.RECORD_QUEUE_FULL)
         if step.require_funds:
             reason = None
             if debit > a.available_micros:

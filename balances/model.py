@@ -120,6 +120,9 @@ class DenyReason(enum.Enum):
     UNKNOWN_ACCOUNT = "unknown_account"
     TOO_MANY_SESSIONS = "too_many_sessions"
     SESSION_EXISTS = "session_exists"
+    RECORD_QUEUE_FULL = "record_queue_full"
+    """The record queue holds its bound (the records database is behind): no new call or
+    one-off debit until it drains; steps that end calls go on and queue their records."""
 
 
 # The per-request values below are plain slots dataclasses, not frozen ones: a frozen

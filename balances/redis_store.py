@@ -44,6 +44,14 @@ store is built with the gate's Lua function (``LuaGate``); the gated script is `
 that function, and ``hold.lua`` wrapped in a function of its own, so a gated HOLD is still one
 EVALSHA and one round trip, and a tripped gate leaves the account and the session untouched.
 
+The record queue is bounded: an opening HOLD, or an EVENT debit that requires funds, reads the
+length of its shard's stream (``XLEN``, O(1), a key of the same slot passed in KEYS) and is
+DENIED ``RECORD_QUEUE_FULL`` once it holds ``max_record_queue / shards`` records (rounded up),
+in the same script, so the bound costs no round trip. Every other step still appends: the
+streams may pass their bound by the records of the calls that were up, never lose one. A
+shard's bound is its share of the total: an account with most of the traffic meets it before
+the queue as a whole holds ``max_record_queue``.
+
 The record queue is read with XREADGROUP across all shards' streams in one command (on Redis
 Cluster the reader would have to issue it per node); records are acknowledged and deleted
 together (``ack.lua``), so the stream length is the queue depth.
@@ -167,9 +175,9 @@ local function hold_step()
 {hold}
 end
 
--- KEYS: the hold's three, then the gate's; ARGV: the hold's, the gate's, then the number of
+-- KEYS: the hold's four, then the gate's; ARGV: the hold's, the gate's, then the number of
 -- the hold's (where the gate's begin).
-local gate = {function}(KEYS, 3, ARGV, tonumber(ARGV[#ARGV]))
+local gate = {function}(KEYS, 4, ARGV, tonumber(ARGV[#ARGV]))
 if gate.err then
   return gate
 end
@@ -396,6 +404,7 @@ class RedisBalanceStore:
         """The function a HOLD's ``StepGate`` runs (None: steps take no gate)."""
         self._keys = _Keys(settings.key_prefix, settings.shards)
         self._scripts = _scripts(gate)
+        self._max_records_per_shard = settings.max_records_per_shard
         self._timeout_s = settings.timeout_ms / 1000
         pool = ConnectionPool.from_url(settings.url)
         kwargs = {
@@ -512,10 +521,11 @@ class RedisBalanceStore:
         extra: tuple[Command, ...] = ()
         if kind is StepKind.HOLD:
             args: list[Any] = [
-                3,
+                4,
                 account_key,
                 session_key,
                 self._keys.deadlines[shard],
+                self._keys.records[shard],
                 step.account_id,
                 step.session_id,
                 step.request_number,
@@ -527,6 +537,7 @@ class RedisBalanceStore:
                 step.deadline_ms,
                 step.state,
                 step.context,
+                self._max_records_per_shard,
                 len(step.holds),
             ]
             for hold in step.holds:
@@ -612,7 +623,7 @@ class RedisBalanceStore:
                 marker_ttl_ms,
             )
             if kind is StepKind.EVENT:
-                args.append(b"1" if step.orphan_stop else b"0")
+                args += (b"1" if step.orphan_stop else b"0", self._max_records_per_shard)
             args.append(len(step.bundle_used_s))
             for used in step.bundle_used_s:
                 args += used
@@ -636,10 +647,10 @@ class RedisBalanceStore:
         for key in gate.keys:
             if not key.startswith(prefix):
                 raise ValueError(f"gate key {key!r} is outside the account's slot {tag}")
-        hold_args = args[4:]
+        hold_args = args[5:]
         return [
-            3 + len(gate.keys),
-            *args[1:4],
+            4 + len(gate.keys),
+            *args[1:5],
             *gate.keys,
             *hold_args,
             *gate.args,

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+DEFAULT_MAX_RECORD_QUEUE = 5_000_000
+"""The default bound of the record queue: well above the CDR writer's default alarm depth
+(1,000,000), so the alarm sounds long before a call is refused."""
+
 
 @dataclass(frozen=True, slots=True)
 class RedisStoreSettings:
@@ -36,6 +40,11 @@ class RedisStoreSettings:
     """The consumer group of the record streams."""
     claim_idle_ms: int = 60_000
     """A record read by another consumer and not acknowledged for this long is read again."""
+    max_record_queue: int = DEFAULT_MAX_RECORD_QUEUE
+    """Records the queue may hold, all shards together (0: no bound). Each shard's stream is
+    bounded by its share (rounded up): once it holds that many, a new session (an opening
+    HOLD) or a one-off EVENT debit of an account of the shard is DENIED
+    ``RECORD_QUEUE_FULL``; closes, updates, refunds and ledger entries go on."""
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
@@ -52,6 +61,13 @@ class RedisStoreSettings:
             raise ValueError("closed_slices must be between 1 and 4096")
         if not self.consumer_group or self.claim_idle_ms < 0:
             raise ValueError("consumer_group must be set and claim_idle_ms not negative")
+        if self.max_record_queue < 0:
+            raise ValueError("max_record_queue must be 0 (no bound) or positive")
+
+    @property
+    def max_records_per_shard(self) -> int:
+        """Each shard stream's share of ``max_record_queue`` (rounded up; 0: no bound)."""
+        return -(-self.max_record_queue // self.shards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +83,14 @@ class EmbeddedStoreSettings:
     """A record read by another consumer and not acknowledged for this long is read again."""
     poll_interval_ms: int = 20
     """How often a blocking ``read_records`` looks for new records."""
+    max_record_queue: int = DEFAULT_MAX_RECORD_QUEUE
+    """Records the queue may hold (0: no bound); once it holds that many, a new session or a
+    one-off EVENT debit is DENIED ``RECORD_QUEUE_FULL``; closes and the rest go on."""
 
     def __post_init__(self) -> None:
         if self.busy_timeout_ms < 0 or self.claim_idle_ms < 0 or self.poll_interval_ms <= 0:
             raise ValueError("busy_timeout_ms, claim_idle_ms >= 0 and poll_interval_ms > 0")
+        if self.max_record_queue < 0:
+            raise ValueError("max_record_queue must be 0 (no bound) or positive")
         if self.synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")

@@ -148,6 +148,10 @@ _DENY_CODES: dict[DenyReason, DenialCode] = {
     DenyReason.UNKNOWN_ACCOUNT: DenialCode.USER_UNKNOWN,
     DenyReason.TOO_MANY_SESSIONS: DenialCode.TOO_MANY_SESSIONS,
     DenyReason.SESSION_EXISTS: DenialCode.INVALID_REQUEST,
+    # The record queue is full (the records database is behind): a condition of this node, not
+    # of the account, and transient. Answered like a store outage (Diameter 3004, RADIUS no
+    # answer) so that the switch tries another server or later; calls up are not affected.
+    DenyReason.RECORD_QUEUE_FULL: DenialCode.SERVICE_UNAVAILABLE,
 }
 
 _RATING_CODES: dict[RatingFailure, DenialCode] = {
@@ -902,7 +906,11 @@ class ChargingService:
             assert result.reason is not None
             code = _DENY_CODES[result.reason]
             log.info(
-                "denied", reason=code.value, session_id=request.session_id, account=view.account_id
+                "denied",
+                reason=code.value,
+                store_reason=result.reason.value,
+                session_id=request.session_id,
+                account=view.account_id,
             )
             return Denial(code, result.reason.value, view.account_id)
         if result.status is StepStatus.STALE:
@@ -1494,6 +1502,7 @@ class ChargingService:
             log.info(
                 "denied",
                 reason=code.value,
+                store_reason=result.reason.value,
                 session_id=request.session_id,
                 account=account.account_id,
             )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from balances.settings import DEFAULT_MAX_RECORD_QUEUE
 from cdr_writer.settings import CdrWriterSettings
 from fraud.settings import FraudSettings
 from lcr.settings import LcrSettings
@@ -56,6 +57,10 @@ class StoreSettings:
     redis_pool_size: int = 16
     redis_closed_slices: int = 16
     """Hashes per shard and hour for closed-session markers (see ``RedisStoreSettings``)."""
+    max_record_queue: int = DEFAULT_MAX_RECORD_QUEUE
+    """Records the queue may hold before new calls and one-off debits are refused (Diameter
+    3004, RADIUS no answer) while calls up go on and queue their CDRs; 0: no bound. On Redis
+    each shard's stream is bounded by its share. Keep it above ``cdr_writer.queue_alarm_depth``."""
 
     def __post_init__(self) -> None:
         if self.records_url and not self.records_url.startswith(
@@ -72,6 +77,8 @@ class StoreSettings:
             raise ValueError("redis_timeout_ms and redis_pool_size must be positive")
         if not 1 <= self.redis_closed_slices <= 4096:
             raise ValueError("redis_closed_slices must be between 1 and 4096")
+        if self.max_record_queue < 0:
+            raise ValueError("max_record_queue must be 0 (no bound) or positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +158,12 @@ def check(config: Config) -> list[str]:
         problems.append("workers must be 0 (one per core) or more")
     if config.master_poll_s <= 0:
         problems.append("master_poll_s must be positive")
+    bound, alarm = config.stores.max_record_queue, config.cdr_writer.queue_alarm_depth
+    if bound and bound <= alarm:
+        problems.append(
+            f"stores.max_record_queue ({bound}) must be above cdr_writer.queue_alarm_depth "
+            f"({alarm}): the alarm must sound before new calls are refused"
+        )
     ports: dict[tuple[str, int], str] = {}
     listeners = []
     if config.radius.enabled:

@@ -7,7 +7,9 @@
 -- ARGV: 1 account id, 2 request number, 3 now ms, 4 day key, 5 month key, 6 debit,
 --       7 require funds ('1'/'0'), 8 record, 9 context, 10 tombstone ttl ms,
 --       11 tombstone grace ms, 12 marker digest ('' = no marker), 13 marker hash ttl ms,
---       14 orphan stop ('1'/'0'), 15 number of bundle uses, then per use: id, period, seconds.
+--       14 orphan stop ('1'/'0'), 15 the stream's bound (0 = none: a debit that requires
+--       funds is refused while the stream holds that many records), 16 number of bundle uses,
+--       then per use: id, period, seconds.
 local akey, skey, stream = KEYS[1], KEYS[2], KEYS[3]
 local rn = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -48,6 +50,10 @@ if amount > 0 then
     return simple('denied', a.status, a, -1)
   end
   if ARGV[7] == '1' then
+    local bound = tonumber(ARGV[15])
+    if bound > 0 and not orphan and redis.call('XLEN', stream) >= bound then
+      return simple('denied', 'record_queue_full', a, -1)
+    end
     if amount > available(a) then
       return simple('denied', 'insufficient_funds', a, -1)
     end
@@ -61,12 +67,12 @@ if amount > 0 then
 end
 local debited = debit(a, amount)
 
-local nu = tonumber(ARGV[15])
+local nu = tonumber(ARGV[16])
 local bundles = nil
 if nu > 0 then
   bundles = load_bundles(akey)
   local touched = {}
-  local i = 16
+  local i = 17
   for _ = 1, nu do
     local id, period = ARGV[i], ARGV[i + 1]
     local c = counts(bundles, id, period)

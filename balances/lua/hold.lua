@@ -1,11 +1,12 @@
 -- HOLD: open or update a session and set its holds (see balances/engine.py for the rules).
--- KEYS: 1 account hash, 2 session hash, 3 the shard's deadline zset.
+-- KEYS: 1 account hash, 2 session hash, 3 the shard's deadline zset, 4 the shard's record
+--       stream (its length is read, O(1), by an opening hold only).
 -- ARGV: 1 account id, 2 session id, 3 request number, 4 now ms, 5 day key, 6 month key,
 --       7 new session ('1'/'0'), 8 expected version ('' = none), 9 deadline ms, 10 state,
---       11 context, 12 number of holds, then per hold: key, desired, min, keep;
---       then the number of bundle holds, then per bundle hold: id, period, allowance,
---       desired, keep.
-local akey, skey, dlkey = KEYS[1], KEYS[2], KEYS[3]
+--       11 context, 12 the stream's bound (0 = none), 13 number of holds, then per hold:
+--       key, desired, min, keep; then the number of bundle holds, then per bundle hold: id,
+--       period, allowance, desired, keep.
+local akey, skey, dlkey, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local rn = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
 local new = ARGV[7] == '1'
@@ -39,6 +40,12 @@ end
 if new and a.maxs ~= NO_LIMIT and a.sess >= a.maxs then
   return simple('denied', 'too_many_sessions', a, ver)
 end
+if new then
+  local bound = tonumber(ARGV[12])
+  if bound > 0 and redis.call('XLEN', stream) >= bound then
+    return simple('denied', 'record_queue_full', a, ver)
+  end
+end
 
 local bal0, avail0 = a.bal, available(a)
 roll(a, ARGV[5], ARGV[6])
@@ -52,8 +59,8 @@ end
 local credit = credit_of(a)
 local grants, reasons = {}, {}
 local denied_all = true
-local n = tonumber(ARGV[12])
-local i = 13
+local n = tonumber(ARGV[13])
+local i = 14
 for h = 1, n do
   local key = ARGV[i]
   local desired, least, keep = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])

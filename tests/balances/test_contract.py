@@ -1042,6 +1042,76 @@ async def test_every_money_move_queues_one_record(store: BalanceStore) -> None:
     assert await balance(store) == (980, 0)
 
 
+# -- the record queue's bound ------------------------------------------------------------
+
+
+async def test_a_full_queue_refuses_new_money_and_lets_calls_end(backend: Backend) -> None:
+    # One account is one Redis shard: a bound of 1 is 1 record on both backends.
+    store = backend.open(max_record_queue=1)
+    await account(store, balance=10_000)
+    await drain(store)
+    assert (await store.step(hold("s1", 0, Hold("voice", 300), new=True))).status is StepStatus.OK
+    assert (await store.step(event("e1", 100))).status is StepStatus.OK
+    assert await store.queue_depth() == 1
+    refused = await store.step(hold("s2", 0, Hold("voice", 300), new=True))
+    assert (refused.status, refused.reason) == (StepStatus.DENIED, DenyReason.RECORD_QUEUE_FULL)
+    assert await store.get_session("acct", "s2") is None
+    assert await store.find_session_account("s2") is None
+    state = await store.get_account("acct")
+    assert state is not None and (state.held_micros, state.sessions) == (300, 1)
+    debit = await store.step(event("e2", 100))
+    assert (debit.status, debit.reason) == (StepStatus.DENIED, DenyReason.RECORD_QUEUE_FULL)
+    # What ends calls, updates them or moves money already owed goes on, and is queued.
+    assert (await store.step(hold("s1", 1, Hold("voice", 500), expected=0))).holds == (500,)
+    closed = await store.step(close("s1", 2, 250, expected=1))
+    assert (closed.status, closed.debited_micros) == (StepStatus.OK, 250)
+    assert (await store.step(event("e3", -40))).status is StepStatus.OK
+    assert (await store.step(event("e4", 30, require_funds=False))).status is StepStatus.OK
+    assert (await store.step(orphan("s9", 3, 20, T0))).status is StepStatus.OK
+    assert (await store.ledger("acct", LedgerKind.TOPUP, 70, "t1", b"", T0)).applied
+    records = await drain(store)
+    assert [(r.kind, r.payload) for r in records] == [
+        (RecordKind.CDR, b"event-e1"),
+        (RecordKind.CDR, b"cdr-s1"),
+        (RecordKind.CDR, b"event-e3"),
+        (RecordKind.CDR, b"event-e4"),
+        (RecordKind.CDR, b"event-s9"),
+        (RecordKind.LEDGER, b""),
+    ]
+    assert await balance(store) == (10_000 - 100 - 250 + 40 - 30 - 20 + 70, 0)
+    # Drained: new calls and debits are taken again.
+    assert (await store.step(hold("s2", 0, Hold("voice", 300), new=True))).status is StepStatus.OK
+    assert (await store.step(event("e2", 100))).status is StepStatus.OK
+
+
+async def test_a_repeat_of_an_opening_hold_is_answered_while_the_queue_is_full(
+    backend: Backend,
+) -> None:
+    store = backend.open(max_record_queue=1)
+    await account(store, balance=10_000)
+    await drain(store)
+    opening = hold("s1", 0, Hold("voice", 300), new=True)
+    assert (await store.step(opening)).status is StepStatus.OK
+    assert (await store.step(event("e1", 100))).status is StepStatus.OK
+    assert await store.queue_depth() == 1
+    assert (await store.step(opening)).status is StepStatus.DUPLICATE
+
+
+async def test_account_refusals_come_before_the_queues(backend: Backend) -> None:
+    store = backend.open(max_record_queue=1)
+    await account(store, balance=10_000, status=AccountStatus.SUSPENDED)
+    refused = await store.step(hold("s1", 0, Hold("voice", 300), new=True))
+    assert refused.reason is DenyReason.SUSPENDED
+
+
+async def test_an_unbounded_queue_refuses_nothing(backend: Backend) -> None:
+    store = backend.open(max_record_queue=0)
+    await account(store, balance=10_000)
+    for n in range(3):
+        assert (await store.step(event(f"e{n}", 100))).status is StepStatus.OK
+    assert (await store.step(hold("s1", 0, Hold("voice", 300), new=True))).status is StepStatus.OK
+
+
 # -- limits of the numbers ---------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from balances.embedded_store import EmbeddedBalanceStore
-from balances.model import AccountLimits, Hold, LedgerKind, StepStatus
+from balances.model import AccountLimits, DenyReason, Hold, LedgerKind, StepStatus
 from balances.settings import EmbeddedStoreSettings
 from balances.store import BackendUnavailable
 from tests.balances.test_contract import T0, close, hold
@@ -99,3 +99,30 @@ def test_settings_are_checked() -> None:
         EmbeddedStoreSettings(synchronous="OFF")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="poll_interval_ms"):
         EmbeddedStoreSettings(poll_interval_ms=0)
+
+
+async def test_the_queue_of_an_older_file_is_counted_when_it_is_opened(tmp_path: Path) -> None:
+    path = tmp_path / "hot.sqlite3"
+    store = EmbeddedBalanceStore(path)
+    await store.put_account(AccountLimits("acct"))
+    await store.ledger("acct", LedgerKind.TOPUP, 1_000, "t1", b"", T0)
+    await store.ledger("acct", LedgerKind.TOPUP, 1_000, "t2", b"", T0)
+    await store.close()
+    with sqlite3.connect(path) as db:  # as a file written before the queue was counted
+        db.execute("DROP TRIGGER records_counted_in")
+        db.execute("DROP TRIGGER records_counted_out")
+        db.execute("DROP TABLE record_count")
+    db.close()
+
+    store = EmbeddedBalanceStore(path, EmbeddedStoreSettings(max_record_queue=2))
+    try:
+        refused = await store.step(hold("s1", 0, Hold("v", 300), new=True))
+        assert refused.reason is DenyReason.RECORD_QUEUE_FULL
+        await store.ack_records(await store.read_records("w", 1, 0))
+        assert (await store.step(hold("s1", 0, Hold("v", 300), new=True))).status is StepStatus.OK
+        assert (await store.step(hold("s2", 0, Hold("v", 300), new=True))).status is StepStatus.OK
+        await store.step(close("s1", 1, 100))
+        refused = await store.step(hold("s3", 0, Hold("v", 300), new=True))
+        assert refused.reason is DenyReason.RECORD_QUEUE_FULL
+    finally:
+        await store.close()

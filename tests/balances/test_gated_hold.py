@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from balances.embedded_store import EmbeddedBalanceStore
-from balances.model import AccountLimits, Hold, LedgerKind, StepGate, StepStatus
+from balances.model import AccountLimits, DenyReason, Hold, LedgerKind, StepGate, StepStatus
 from balances.redis_store import LuaGate, RedisBalanceStore
 from balances.settings import RedisStoreSettings
 from tests.balances.backends import delete_redis_keys
@@ -143,4 +143,25 @@ async def test_a_store_without_a_gate_refuses_a_gated_step(redis_url: str, tmp_p
     finally:
         await plain.close()
         await embedded.close()
+        delete_redis_keys(redis_url, prefix)
+
+
+async def test_a_full_queue_refuses_a_gated_opening_hold(redis_url: str) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings = RedisStoreSettings(
+        url=redis_url, key_prefix=prefix, shards=SHARDS, max_record_queue=SHARDS
+    )
+    store = RedisBalanceStore(settings, gate=ATTEMPTS)
+    try:
+        await store.put_account(AccountLimits("acct"))
+        # The opening top-up is the shard's one record: its share of the bound is full.
+        await store.ledger("acct", LedgerKind.TOPUP, 1_000_000, "opening", b"", T0)
+        step = dataclasses.replace(hold("s1", 0, Hold("v", 400), new=True), gate=gate(store, 5))
+        refused = await store.step(step)
+        assert refused.status is StepStatus.DENIED and list(refused.gate) == [0, 1]
+        assert refused.reason is DenyReason.RECORD_QUEUE_FULL
+        state = await store.get_account("acct")
+        assert state is not None and (state.held_micros, state.sessions) == (0, 0)
+    finally:
+        await store.close()
         delete_redis_keys(redis_url, prefix)

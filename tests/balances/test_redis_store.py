@@ -20,7 +20,14 @@ import pytest
 import redis
 import redis.asyncio.connection
 
-from balances.model import AccountLimits, Hold, LedgerKind, StepResult, StepStatus
+from balances.model import (
+    AccountLimits,
+    DenyReason,
+    Hold,
+    LedgerKind,
+    StepResult,
+    StepStatus,
+)
 from balances.redis_store import RedisBalanceStore
 from balances.settings import RedisStoreSettings
 from balances.store import BackendUnavailable
@@ -276,6 +283,51 @@ def test_settings_are_checked() -> None:
         RedisStoreSettings(shards=0)
     with pytest.raises(ValueError, match="url"):
         RedisStoreSettings(url="http://localhost")
+    with pytest.raises(ValueError, match="max_record_queue"):
+        RedisStoreSettings(max_record_queue=-1)
+
+
+@pytest.mark.parametrize(
+    ("total", "shards", "share"),
+    [
+        pytest.param(5_000_000, 256, 19_532, id="default-rounded-up"),
+        pytest.param(16, 8, 2, id="even"),
+        pytest.param(1, 8, 1, id="less-than-one-each"),
+        pytest.param(0, 8, 0, id="unbounded"),
+    ],
+)
+def test_each_stream_is_bounded_by_its_share(total: int, shards: int, share: int) -> None:
+    settings = RedisStoreSettings(max_record_queue=total, shards=shards)
+    assert settings.max_records_per_shard == share
+
+
+async def test_a_full_shard_refuses_only_its_own_accounts(redis_url: str) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings = RedisStoreSettings(url=redis_url, key_prefix=prefix, shards=8, max_record_queue=8)
+    store = RedisBalanceStore(settings)
+    full, other = (
+        "acct",
+        next(
+            f"b{n}"
+            for n in range(100)
+            if zlib.crc32(f"b{n}".encode()) % 8 != zlib.crc32(b"acct") % 8
+        ),
+    )
+    try:
+        await _funded(store, full)  # its top-up is the one record its shard may hold
+        await store.put_account(AccountLimits(other))
+        refused = await store.step(hold("s1", 0, Hold("v", 0), new=True))
+        assert (refused.status, refused.reason) == (
+            StepStatus.DENIED,
+            DenyReason.RECORD_QUEUE_FULL,
+        )
+        opened = await store.step(
+            dataclasses.replace(hold("s2", 0, Hold("v", 0), new=True), account_id=other)
+        )
+        assert opened.status is StepStatus.OK
+    finally:
+        await store.close()
+        delete_redis_keys(redis_url, prefix)
 
 
 async def test_closed_markers_share_the_slot_expire_and_stay_compact(redis_url: str) -> None:

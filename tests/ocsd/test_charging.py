@@ -13,6 +13,7 @@ import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from cdr_writer.record import CdrKind
 from ocsd.charging import ChargingSettings, _pack
@@ -42,6 +43,20 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "redis":
         request.getfixturevalue("redis_available")
     async for value in world_fixture(request.param, tmp_path):
+        yield value
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("embedded", id="embedded"),
+        pytest.param("redis", id="redis", marks=pytest.mark.integration),
+    ]
+)
+async def bounded_world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    """A world whose record queue is full once it holds one record (of alice's shard)."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_available")
+    async for value in world_fixture(request.param, tmp_path, max_record_queue=1):
         yield value
 
 
@@ -107,6 +122,45 @@ async def test_a_full_call_moves_exactly_its_cost_and_writes_one_cdr(world: Worl
     )
     assert record.amount_micros == 30_000 and record.balance_micros == 970_000
     assert any("prefix 4420" in step for step in cdr.trace)
+
+
+async def test_a_full_record_queue_refuses_new_calls_and_lets_calls_up_end(
+    bounded_world: World,
+) -> None:
+    world = bounded_world
+    await world.topup("alice", 1_000_000)
+    await world.cdrs()  # the writer keeps up: the top-up's record is stored
+    assert granted(await world.service.handle(req(RequestType.INITIAL, 0))) == 600
+    debit = req(RequestType.EVENT, 0, session="e1", to="33123", requested=60)
+    assert isinstance(await world.service.handle(debit), Grant)
+    # The records database stops taking records: the event's CDR stays queued.
+    with capture_logs() as logs:
+        refused = await world.service.handle(req(RequestType.INITIAL, 0, session="s2"))
+    assert isinstance(refused, Denial) and refused.code is DenialCode.SERVICE_UNAVAILABLE
+    denied = [e for e in logs if e["event"] == "denied"]
+    assert [(e["log_level"], e["session_id"], e["store_reason"]) for e in denied] == [
+        ("info", "s2", "record_queue_full")
+    ]
+    assert refused.message == "record_queue_full"
+    again = await world.service.handle(
+        req(RequestType.EVENT, 0, session="e2", to="33123", requested=60)
+    )
+    assert isinstance(again, Denial) and again.code is DenialCode.SERVICE_UNAVAILABLE
+    state = await world.store.get_account("alice")
+    assert state is not None and state.sessions == 1, "the refused call holds nothing"
+    held = state.held_micros
+    world.clock.advance(95)
+    assert granted(await world.service.handle(req(RequestType.UPDATE, 1, used=95))) == 600
+    world.clock.advance(30)
+    stop = await world.service.handle(req(RequestType.TERMINATE, 2, used=30, requested=None))
+    assert isinstance(stop, Grant) and stop.debited_micros == 30_000
+    state = await world.store.get_account("alice")
+    assert state is not None and (state.sessions, state.held_micros) == (0, 0) and held > 0
+    cdrs = [cdr for cdr, _ in await world.cdrs()]
+    assert [(c.session_id, c.charge_micros) for c in cdrs] == [("e1", 20_000), ("s1", 30_000)]
+    assert await world.balance("alice") == 1_000_000 - 20_000 - 30_000
+    # Drained: calls are taken again.
+    assert granted(await world.service.handle(req(RequestType.INITIAL, 0, session="s2"))) == 600
 
 
 async def test_repeated_requests_move_money_once_and_answer_the_same(world: World) -> None:

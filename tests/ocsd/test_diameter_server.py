@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from balances.settings import DEFAULT_MAX_RECORD_QUEUE
 from cdr_writer.record import CdrKind
 from ocsd.diameter_server import DiameterPeerSettings, DiameterServer, DiameterSettings
 from ocsd.metrics import Metrics
@@ -28,6 +29,7 @@ from protocols.diameter.message import Message, decode_message, encode_message
 from tests.ocsd.diameter_client import CLIENT_HOST, Client, ccr, connect
 from tests.ocsd.world import World, world_fixture
 
+DEBIT = RequestedAction.DIRECT_DEBITING
 INI, UPD, TRM, EVT = (
     CcRequestType.INITIAL_REQUEST,
     CcRequestType.UPDATE_REQUEST,
@@ -42,11 +44,19 @@ INI, UPD, TRM, EVT = (
         pytest.param("redis", id="redis", marks=pytest.mark.integration),
     ]
 )
-async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+async def world(
+    request: pytest.FixtureRequest, tmp_path: Path, max_record_queue: int
+) -> AsyncIterator[World]:
     if request.param == "redis":
         request.getfixturevalue("redis_available")
-    async for value in world_fixture(request.param, tmp_path):
+    async for value in world_fixture(request.param, tmp_path, max_record_queue):
         yield value
+
+
+@pytest.fixture
+def max_record_queue() -> int:
+    """The store's record queue bound (a test parametrizes it to make it small)."""
+    return DEFAULT_MAX_RECORD_QUEUE
 
 
 def free_port() -> int:
@@ -306,6 +316,35 @@ async def test_events(world: World, client: Client) -> None:
     assert debit.result_code == ResultCode.DIAMETER_SUCCESS
     # France 1/1 at 0.020/min: 90 s is 0.03.
     assert await world.balance("alice") == 970_000
+
+
+@pytest.mark.parametrize("max_record_queue", [pytest.param(1, id="bound-1")])
+async def test_a_full_record_queue_is_answered_3004_for_new_calls_only(
+    world: World, client: Client
+) -> None:
+    await world.topup("alice", 1_000_000)
+    await world.cdrs()
+    _, start = await client.ccr(ccr(INI, 0))
+    assert start.result_code == ResultCode.DIAMETER_SUCCESS
+    _, debit = await client.ccr(
+        ccr(EVT, 0, session="ev;1", called="tel:+33123", requested=90, action=DEBIT)
+    )
+    assert debit.result_code == ResultCode.DIAMETER_SUCCESS
+    # The event's CDR waits in the queue, which is now full: the switch is sent elsewhere.
+    _, refused = await client.ccr(ccr(INI, 0, session="switch.test.example;2;1"))
+    assert refused.result_code == ResultCode.DIAMETER_TOO_BUSY
+    _, refused = await client.ccr(
+        ccr(EVT, 0, session="ev;2", called="tel:+33123", requested=90, action=DEBIT)
+    )
+    assert refused.result_code == ResultCode.DIAMETER_TOO_BUSY
+    _, update = await client.ccr(ccr(UPD, 1, used=95))
+    assert update.result_code == ResultCode.DIAMETER_SUCCESS
+    _, stop = await client.ccr(ccr(TRM, 2, used=30, requested=None))
+    assert stop.result_code == ResultCode.DIAMETER_SUCCESS
+    assert [cdr.charge_micros for cdr, _ in await world.cdrs()] == [30_000, 30_000]
+    assert await world.balance("alice") == 1_000_000 - 30_000 - 30_000
+    _, again = await client.ccr(ccr(INI, 0, session="switch.test.example;2;1"))
+    assert again.result_code == ResultCode.DIAMETER_SUCCESS
 
 
 async def test_overload_is_answered_3004(world: World, server: DiameterServer) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from balances.settings import DEFAULT_MAX_RECORD_QUEUE
 from cdr_writer.record import CdrKind
 from ocsd.metrics import Metrics
 from ocsd.radius_server import RadiusClientSettings, RadiusServer, RadiusSettings
@@ -31,11 +32,19 @@ RADCLIENT = shutil.which("radclient")
         pytest.param("redis", id="redis", marks=pytest.mark.integration),
     ]
 )
-async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+async def world(
+    request: pytest.FixtureRequest, tmp_path: Path, max_record_queue: int
+) -> AsyncIterator[World]:
     if request.param == "redis":
         request.getfixturevalue("redis_available")
-    async for value in world_fixture(request.param, tmp_path):
+    async for value in world_fixture(request.param, tmp_path, max_record_queue):
         yield value
+
+
+@pytest.fixture
+def max_record_queue() -> int:
+    """The store's record queue bound (a test parametrizes it to make it small)."""
+    return DEFAULT_MAX_RECORD_QUEUE
 
 
 def free_udp_port() -> int:
@@ -500,6 +509,37 @@ async def test_bad_packets_are_dropped_with_a_reason_and_others_still_answered(
     await world.topup("alice", 100_000)
     reply = await _send_raw(server, "acct", good)
     assert reply is not None and decode_packet(reply).code is Code.ACCOUNTING_RESPONSE
+
+
+@pytest.mark.parametrize("max_record_queue", [pytest.param(1, id="bound-1")])
+async def test_a_full_record_queue_leaves_new_calls_unanswered_and_ends_calls_up(
+    world: World, server: RadiusServer
+) -> None:
+    await world.topup("alice", 1_000_000)
+    await world.cdrs()
+    reply = await _send_raw(server, "acct", _accounting(1, "up"))
+    assert reply is not None and decode_packet(reply).code is Code.ACCOUNTING_RESPONSE
+    await world.topup("alice", 1_000)  # its record waits: the queue is full
+    before = metric(server, "ocsd_drops_total", protocol="radius", reason="backend_unavailable")
+    assert await _send_raw(server, "acct", _accounting(1, "new")) is None
+    after = metric(server, "ocsd_drops_total", protocol="radius", reason="backend_unavailable")
+    assert after == before + 1
+    stop = encode_request(
+        Code.ACCOUNTING_REQUEST,
+        8,
+        [
+            string_attribute(1, "alice"),
+            integer_attribute(40, 2),
+            string_attribute(44, "up"),
+            string_attribute(30, "4420"),
+            integer_attribute(46, 61),
+        ],
+        SECRET.encode(),
+    )
+    reply = await _send_raw(server, "acct", stop)
+    assert reply is not None and decode_packet(reply).code is Code.ACCOUNTING_RESPONSE
+    assert [cdr.session_id for cdr, _ in await world.cdrs()] == ["radius:127.0.0.1:up"]
+    assert await world.balance("alice") == 1_001_000 - 20_000
 
 
 async def test_octets_past_the_length_field_are_padding(world: World, server: RadiusServer) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from balances.model import AccountKind, AccountStatus, LedgerKind, QueuedRecord, RecordKind
+from balances.settings import DEFAULT_MAX_RECORD_QUEUE
 from balances.store import BalanceStore
 from cdr_writer.record import Cdr
 from ocsd.charging import ChargingService, ChargingSettings
@@ -111,19 +112,34 @@ def load_directory(path: Path) -> Directory:
         return Directory(MasterStore(db).snapshot())
 
 
-def open_store(backend: str, tmp_path: Path) -> tuple[BalanceStore, str]:
-    """A fresh store of the named backend, and its Redis key prefix (or "")."""
+def open_store(
+    backend: str, tmp_path: Path, max_record_queue: int = DEFAULT_MAX_RECORD_QUEUE
+) -> tuple[BalanceStore, str]:
+    """A fresh store of the named backend, and its Redis key prefix (or "").
+
+    ``max_record_queue`` 1 bounds both backends alike for the records of one account (on
+    Redis each of the 16 shard streams gets a share of 1)."""
     if backend == "embedded":
         from balances.embedded_store import EmbeddedBalanceStore
+        from balances.settings import EmbeddedStoreSettings
 
-        return EmbeddedBalanceStore(str(tmp_path / f"hot-{uuid.uuid4().hex[:6]}.sqlite3")), ""
+        path = str(tmp_path / f"hot-{uuid.uuid4().hex[:6]}.sqlite3")
+        return EmbeddedBalanceStore(
+            path, EmbeddedStoreSettings(max_record_queue=max_record_queue)
+        ), ""
     from balances.redis_store import RedisBalanceStore
     from balances.settings import RedisStoreSettings
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
     return RedisBalanceStore(
         # A generous timeout: a loaded test machine is not a broken Redis.
-        RedisStoreSettings(url=REDIS_URL, key_prefix=prefix, shards=16, timeout_ms=5000)
+        RedisStoreSettings(
+            url=REDIS_URL,
+            key_prefix=prefix,
+            shards=16,
+            timeout_ms=5000,
+            max_record_queue=max_record_queue,
+        )
     ), prefix
 
 
@@ -213,14 +229,17 @@ class World:
 
 
 async def make_world(
-    backend: str, tmp_path: Path, settings: ChargingSettings | None = None
+    backend: str,
+    tmp_path: Path,
+    settings: ChargingSettings | None = None,
+    max_record_queue: int = DEFAULT_MAX_RECORD_QUEUE,
 ) -> World:
     """Build the world on a backend."""
     records = tmp_path / "records.sqlite3"
     if not records.exists():
         build_master(records)
     directory = load_directory(records)
-    store, prefix = open_store(backend, tmp_path)
+    store, prefix = open_store(backend, tmp_path, max_record_queue)
     clock = Clock()
     service = ChargingService(
         settings or ChargingSettings(), store, lambda: directory, node="test", clock=clock
@@ -230,9 +249,11 @@ async def make_world(
     return world
 
 
-async def world_fixture(backend: str, tmp_path: Path) -> AsyncIterator[World]:
+async def world_fixture(
+    backend: str, tmp_path: Path, max_record_queue: int = DEFAULT_MAX_RECORD_QUEUE
+) -> AsyncIterator[World]:
     """Yield a world and clean up after it."""
-    world = await make_world(backend, tmp_path)
+    world = await make_world(backend, tmp_path, max_record_queue=max_record_queue)
     try:
         yield world
     finally:
