@@ -9,7 +9,6 @@ then is charged when the switches report it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,7 @@ from tests.ocsd.live_daemon import (
     SECRET,
     FakeNas,
     RadiusPeer,
-    delete_redis_keys,
     prepare,
-    redis_prefix,
     wait_until_async,
 )
 
@@ -32,19 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DIAMETER_CALL = "switch.test.example;block;1"
 CONF_ID = "h323-conf-id=01020304 05060708 090A0B0C 0D0E0F10"
-
-
-@pytest.fixture(params=["embedded", "redis"])
-def hot(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    if request.param == "embedded":
-        yield "embedded", ""
-        return
-    url = request.getfixturevalue("redis_available")
-    prefix = redis_prefix()
-    try:
-        yield url, prefix
-    finally:
-        delete_redis_keys(prefix, url)
 
 
 async def test_suspending_an_account_cuts_its_live_calls(

@@ -112,14 +112,14 @@ class Daemon:
 
         return asyncio.run(run())
 
-    def radclient(self, kind: str, attributes: str) -> str:
+    def radclient(self, kind: str, attributes: str, secret: str = SECRET) -> str:
         if RADCLIENT is None:
             if os.environ.get("OCSD_REQUIRE_SERVICES") == "1":
                 pytest.fail("radclient (freeradius-utils) is not installed")
             pytest.skip("radclient (freeradius-utils) is not installed")
         port = self.auth_port if kind == "auth" else self.acct_port
         done = subprocess.run(
-            [RADCLIENT, "-x", "-r", "2", "-t", "2", f"127.0.0.1:{port}", kind, SECRET],
+            [RADCLIENT, "-x", "-r", "2", "-t", "2", f"127.0.0.1:{port}", kind, secret],
             input=attributes,
             check=False,
             capture_output=True,
@@ -365,49 +365,14 @@ def test_sighup_rereads_the_configuration(daemon: Daemon) -> None:
     assert restart and restart[-1]["settings"] == ["radius.auth_port"]
 
     # The new cap and the new secret are in force; the port stays the one bound at start.
-    assert RADCLIENT is not None
-    answer = subprocess.run(
-        [
-            RADCLIENT,
-            "-x",
-            "-r",
-            "1",
-            "-t",
-            "2",
-            f"127.0.0.1:{daemon.auth_port}",
-            "auth",
-            new_secret,
-        ],
-        input=ask,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert "Session-Timeout = 1200" in answer.stdout, answer.stdout + answer.stderr
+    answer = daemon.radclient("auth", ask, secret=new_secret)
+    assert "Session-Timeout = 1200" in answer, answer
     assert "Access-Accept" not in daemon.radclient("auth", ask)  # the old secret
 
     # A file that does not validate changes nothing.
     daemon.config.write_text(changed.replace("max_grant_s: 1200", "max_grant_s: -5"))
     refused = _hup_and_wait(daemon, "configuration not reloaded; keeping the one in force")
     assert "max_grant_s" in str(refused["error"])
-    answer = subprocess.run(
-        [
-            RADCLIENT,
-            "-x",
-            "-r",
-            "1",
-            "-t",
-            "2",
-            f"127.0.0.1:{daemon.auth_port}",
-            "auth",
-            new_secret,
-        ],
-        input=ask,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert "Session-Timeout = 1200" in answer.stdout
+    answer = daemon.radclient("auth", ask, secret=new_secret)
+    assert "Session-Timeout = 1200" in answer
     assert daemon.stop() == 0

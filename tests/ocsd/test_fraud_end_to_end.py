@@ -33,9 +33,7 @@ from tests.ocsd.live_daemon import (
     FakeNas,
     LiveDaemon,
     RadiusPeer,
-    delete_redis_keys,
     prepare,
-    redis_prefix,
     wait_until_async,
 )
 
@@ -90,20 +88,6 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@pytest.fixture(params=["embedded", "redis"])
-def hot(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    """(stores.hot_url, redis_key_prefix): balances, sessions and fraud counters."""
-    if request.param == "embedded":
-        yield "embedded", ""
-        return
-    url = request.getfixturevalue("redis_available")
-    prefix = redis_prefix()
-    try:
-        yield url, prefix
-    finally:
-        delete_redis_keys(prefix, url)
 
 
 async def test_a_premium_burst_is_refused_and_the_account_cut_off(
