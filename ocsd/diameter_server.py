@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, cast
 
+from lcr.delivery import RouteAvp
 from ocsd.charging import ChargingService
 from ocsd.charging_types import (
     ChargingRequest,
@@ -50,8 +51,9 @@ from ocsd.directory import Candidate
 from ocsd.logs import get_logger
 from ocsd.master import IdentityKind
 from ocsd.metrics import Metrics
-from protocols.diameter.avp import Avp
+from protocols.diameter.avp import Avp, pull_raw_avps
 from protocols.diameter.constants import (
+    HEADER_LENGTH,
     AvpCode,
     CcRequestType,
     CcSessionFailover,
@@ -366,26 +368,28 @@ def charging_request(ccr: CreditControlRequest, peer_address: str) -> ChargingRe
     )
 
 
-ROUTE_INDEX_AVP = 1002
-ROUTE_CARRIER_AVP = 1003
-ROUTE_TRUNK_AVP = 1004
-"""OCSD-Route-Index, -Carrier and -Trunk (``lcr.delivery.RouteAvp``), echoed at the top level
-of a CCR-U/T by a switch that says which route it used."""
-
-
 def _route_report(ccr: CreditControlRequest, vendor: int) -> dict[str, str]:
-    """What the switch says it used, as request extras (``route_used`` & co)."""
+    """What the switch says it used (OCSD-Route-Index, -Carrier or -Trunk echoed at the top
+    level of a CCR-U/T), as request extras (``route_used`` & co)."""
     extra: dict[str, str] = {}
-    if ccr.request_type is CcRequestType.INITIAL_REQUEST or ccr.message is None:
+    message = ccr.message
+    if ccr.request_type is CcRequestType.INITIAL_REQUEST or message is None:
         return extra
-    for avp in ccr.message.avps:
+    raw = message.raw
+    if raw is None:
+        avps = message.avps
+    elif vendor.to_bytes(4, "big") not in raw:
+        return extra  # no AVP of that vendor: skip the walk (most requests)
+    else:
+        avps = pull_raw_avps(raw, HEADER_LENGTH, len(raw))  # headers only, nothing typed
+    for avp in avps:
         if avp.vendor_id != vendor or not isinstance(avp.value, bytes):
             continue
-        if avp.code == ROUTE_INDEX_AVP and len(avp.value) == 4:
+        if avp.code == RouteAvp.INDEX and len(avp.value) == 4:
             extra["route_used"] = str(int.from_bytes(avp.value, "big"))
-        elif avp.code == ROUTE_CARRIER_AVP and avp.value:
+        elif avp.code == RouteAvp.CARRIER and avp.value:
             extra["route_carrier"] = avp.value.decode("utf-8", "replace").strip()
-        elif avp.code == ROUTE_TRUNK_AVP and avp.value:
+        elif avp.code == RouteAvp.TRUNK and avp.value:
             extra["route_trunk"] = avp.value.decode("utf-8", "replace").strip()
     return extra
 
