@@ -179,13 +179,23 @@ def measure(prefixes: int, records_url: str | None, lookups: int) -> dict[str, o
     rng.shuffle(numbers)
     at = 1_800_000_000
     lookup = deck.lookup
+    # In rounds of 10,000 lookups: on a shared machine the fastest round is the figure least
+    # disturbed by other work, CPU time the one to compare between runs.
     done = 0
+    best_round = 0.0
     t0 = time.perf_counter()
+    c0 = time.process_time()
     while done < lookups:
-        for number in numbers:
-            lookup(number, at)
+        for start in range(0, len(numbers), 10_000):
+            chunk = numbers[start : start + 10_000]
+            r0 = time.perf_counter()
+            for number in chunk:
+                lookup(number, at)
+            if len(chunk) == 10_000:
+                best_round = max(best_round, 10_000 / (time.perf_counter() - r0))
         done += len(numbers)
     lookup_rate = done / (time.perf_counter() - t0)
+    lookup_rate_cpu = done / (time.process_time() - c0)
 
     plans = {
         "base": TariffPlan("base", deck_id="bench"),
@@ -224,6 +234,8 @@ def measure(prefixes: int, records_url: str | None, lookups: int) -> dict[str, o
         "load_s": round(loaded, 2),
         "max_rss_mb": round(rss_mb),
         "lookups_per_s": round(lookup_rate),
+        "lookups_per_s_cpu": round(lookup_rate_cpu),
+        "lookups_per_s_best_round": round(best_round),
         "rated_calls_per_s": {k: round(v) for k, v in results.items()},
     }
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
+import marisa_trie
+
 ALL_WEEKDAYS = 0b111_1111
 """Bit 0 is Monday, bit 6 Sunday (``datetime.weekday()``)."""
 SECONDS_PER_DAY = 86_400
@@ -141,6 +143,8 @@ class Rate:
 
 
 LEAD_DIGITS = 2
+NEVER = 1 << 62
+"""A UTC second no call starts at."""
 
 
 def _lengths_by_lead(index: dict[str, Rate | tuple[Rate, ...]]) -> dict[str, tuple[int, ...]]:
@@ -169,10 +173,14 @@ class Deck:
     """An immutable rate deck indexed for longest-prefix match."""
 
     __slots__ = (
+        "_entries",
         "_index",
         "_lengths",
         "_lengths_by_lead",
+        "_plain_since",
+        "_prefixes_of",
         "_size",
+        "_trie",
         "currency",
         "deck_id",
         "name",
@@ -210,7 +218,22 @@ class Deck:
         self._index = index
         self._lengths = tuple(sorted({len(p) for p in index}, reverse=True))
         self._lengths_by_lead = _lengths_by_lead(index)
+        # The longest-prefix walk runs in a compact trie (a few MB for a million prefixes):
+        # it finds every prefix of a number in one pass in C, where probing a dictionary at
+        # each candidate length costs a cache miss per probe. The trie numbers its keys; the
+        # rates sit in a list at those numbers.
+        trie = marisa_trie.Trie(index)
+        entries: list[Rate | tuple[Rate, ...]] = [None] * len(trie)  # type: ignore[list-item]
+        for prefix, key_id in trie.iteritems():
+            entries[key_id] = index[prefix]
+        self._trie = trie
+        self._entries = entries
+        self._prefixes_of = trie.iter_prefixes_with_ids
         self._size = size
+        # From this second on every prefix's one rate is in force (no dates ahead or behind,
+        # no bands): the lookup returns the longest prefix's rate without checking it.
+        plain_since = _open_since(self, 0)
+        self._plain_since = NEVER if plain_since is None else plain_since
 
     def __len__(self) -> int:
         return self._size
@@ -228,26 +251,37 @@ class Deck:
 
     def lookup(self, number: str, at: int, weekday: int = 0, second_of_day: int = 0) -> Rate | None:
         """Return the rate for ``number`` at UTC second ``at`` (longest prefix first)."""
-        get = self._index.get
-        size = len(number)
-        # Only the lengths that prefixes starting with the number's first two digits have:
-        # a dictionary probe of a million-entry deck is a cache miss, the costly part.
-        for length in self._lengths_by_lead.get(number[:LEAD_DIGITS], ()):
-            if length > size:
-                continue
-            entry = get(number[:length])
-            if entry is None:
-                continue
-            if entry.__class__ is Rate:
-                rate: Rate = entry
-                if (
-                    rate.effective_from <= at
-                    and (rate.effective_to is None or at < rate.effective_to)
-                    and (rate.band is None or rate.band.contains(weekday, second_of_day))
-                ):
-                    return rate
-                continue
-            for rate in entry:  # type: ignore[union-attr]
+        key_id = -1
+        prefix = ""
+        for prefix, key_id in self._prefixes_of(number):  # noqa: B007 (the last is the longest)
+            pass
+        if key_id < 0 or (
+            len(prefix) < LEAD_DIGITS and number[:LEAD_DIGITS] not in self._lengths_by_lead
+        ):
+            return None  # (the same answer as ``DeckUnion`` for numbers no lead covers)
+        entry = self._entries[key_id]
+        if at >= self._plain_since:
+            return entry  # type: ignore[return-value]
+        if entry.__class__ is Rate:
+            rate: Rate = entry
+            if (
+                rate.effective_from <= at
+                and (rate.effective_to is None or at < rate.effective_to)
+                and (rate.band is None or rate.band.contains(weekday, second_of_day))
+            ):
+                return rate
+        return self._lookup_shorter(number, at, weekday, second_of_day)
+
+    def _lookup_shorter(
+        self, number: str, at: int, weekday: int, second_of_day: int
+    ) -> Rate | None:
+        """The walk when the longest prefix has no single rate in force: every prefix of the
+        number, longest first, and each one's rates newest first."""
+        entries = self._entries
+        for key_id in reversed([key_id for _prefix, key_id in self._prefixes_of(number)]):
+            entry = entries[key_id]
+            rates: tuple[Rate, ...] = (entry,) if isinstance(entry, Rate) else entry
+            for rate in rates:
                 if (
                     rate.effective_from <= at
                     and (rate.effective_to is None or at < rate.effective_to)

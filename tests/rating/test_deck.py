@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rating.deck import ALL_WEEKDAYS, Band, Deck, Rate, format_weekdays
 from rating.engine import local_position
@@ -139,3 +141,62 @@ def test_short_prefixes_and_numbers() -> None:
     assert micros(deck.lookup("791", NOW)) == 4
     assert deck.lookup("2", NOW) is None
     assert deck.lookup("", NOW) is None
+
+
+T0 = 1_767_225_600
+
+
+@st.composite
+def dated_rates(draw: st.DrawFn) -> list[Rate]:
+    """Rates over colliding prefixes, some not yet or no longer in force, some banded."""
+    out = []
+    for prefix in draw(st.lists(st.text("0129", max_size=5), max_size=12)):
+        for _ in range(draw(st.integers(1, 3))):
+            start = draw(st.sampled_from([0, T0 - 10, T0 + 10]))
+            end = draw(st.sampled_from([None, T0, T0 + 20]))
+            band = draw(st.sampled_from([None, Band(0b0000001, 0, 43_200), Band(0b1, 80_000, 100)]))
+            out.append(
+                Rate(
+                    prefix,
+                    f"d{len(out)}",
+                    len(out),
+                    0,
+                    60,
+                    60,
+                    0,
+                    start,
+                    end if end and end > start else None,
+                    band,
+                )
+            )
+    return out
+
+
+def naive_lookup(rates: list[Rate], number: str, at: int, weekday: int, second: int) -> Rate | None:
+    """Every prefix of the number, longest first; each one's rates newest first."""
+    if not number:
+        return None
+    for length in range(len(number), -1, -1):
+        mine = [r for r in rates if r.prefix == number[:length]]
+        for r in sorted(mine, key=lambda r: -r.effective_from):
+            if r.in_force(at) and (r.band is None or r.band.contains(weekday, second)):
+                return r
+    return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    dated_rates(),
+    st.lists(st.text("0129", max_size=8), min_size=1, max_size=6),
+    st.sampled_from([T0 - 5, T0, T0 + 15, T0 + 30]),
+    st.integers(0, 6),
+    st.sampled_from([0, 50, 43_199, 80_001, 86_399]),
+)
+def test_lookup_is_the_longest_prefix_with_a_rate_in_force(
+    rates: list[Rate], numbers: list[str], at: int, weekday: int, second: int
+) -> None:
+    deck = Deck("d", "USD", rates)
+    for number in numbers:
+        assert deck.lookup(number, at, weekday, second) is naive_lookup(
+            rates, number, at, weekday, second
+        )
