@@ -53,6 +53,8 @@ class RouteAvp:
     """Unsigned64: micro-units of a typical call's cost to us."""
     CURRENCY = 1009
     """UTF8String: ISO 4217 code of the cost."""
+    PDD = 1010
+    """Unsigned32, reported by the switch: the call's post-dial delay in milliseconds."""
 
 
 FLAG_VENDOR = 0x80

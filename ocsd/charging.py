@@ -1389,7 +1389,14 @@ class ChargingService:
         if self.routing is not None and result.status is StepStatus.OK:
             use = Routing.carrier_use(view.extra, cdr.duration_s)
             if use is not None:
-                self.routing.finished(view.session_id, use, cdr.duration_s, hangup_cause, now)
+                self.routing.finished(
+                    view.session_id,
+                    use,
+                    cdr.duration_s,
+                    hangup_cause,
+                    now,
+                    Routing.reported_pdd(view.extra),
+                )
         units = tuple(
             UnitGrant(s.rating_group, s.service_id, 0, 0, True) for s in view.services.values()
         )
@@ -1590,7 +1597,8 @@ class _Stale(Exception):
 
 
 def _merge_reports(view: SessionView, request: ChargingRequest) -> None:
-    """Keep what accounting says about the route used (carrier, trunk, route index)."""
+    """Keep what accounting says about the route used (carrier, trunk, route index) and its
+    post-dial delay."""
     for key in REPORT_KEYS:
         value = request.extra.get(key)
         if value:

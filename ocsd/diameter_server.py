@@ -370,7 +370,8 @@ def charging_request(ccr: CreditControlRequest, peer_address: str) -> ChargingRe
 
 def _route_report(ccr: CreditControlRequest, vendor: int) -> dict[str, str]:
     """What the switch says it used (OCSD-Route-Index, -Carrier or -Trunk echoed at the top
-    level of a CCR-U/T), as request extras (``route_used`` & co)."""
+    level of a CCR-U/T) and the post-dial delay it saw (OCSD-Route-PDD), as request extras
+    (``route_used`` & co)."""
     extra: dict[str, str] = {}
     message = ccr.message
     if ccr.request_type is CcRequestType.INITIAL_REQUEST or message is None:
@@ -391,6 +392,8 @@ def _route_report(ccr: CreditControlRequest, vendor: int) -> dict[str, str]:
             extra["route_carrier"] = avp.value.decode("utf-8", "replace").strip()
         elif avp.code == RouteAvp.TRUNK and avp.value:
             extra["route_trunk"] = avp.value.decode("utf-8", "replace").strip()
+        elif avp.code == RouteAvp.PDD and len(avp.value) == 4:
+            extra["route_pdd_ms"] = str(int.from_bytes(avp.value, "big"))
     return extra
 
 

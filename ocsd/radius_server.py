@@ -67,6 +67,7 @@ from protocols.radius.attribute import (
     string_attribute,
 )
 from protocols.radius.dictionary import Dictionary, default_dictionary, load_dictionary
+from protocols.radius.h323 import H323Time, parse_h323_time
 from protocols.radius.packet import (
     MAX_PACKET_OCTETS,
     Code,
@@ -688,7 +689,12 @@ class RadiusServer:
             "caller_ip": view.h323_remote_address or "",
             "diversion": view.h323_redirect_number or "",
             "extra": _extra(
-                view.user_name, view.session_id, view.h323_conf_id, host, view.cisco_avpairs
+                view.user_name,
+                view.session_id,
+                view.h323_conf_id,
+                host,
+                view.cisco_avpairs,
+                view.h323_setup_time,
             ),
         }
         if status is AcctStatusType.START:
@@ -877,6 +883,7 @@ def _extra(
     conf_id: str | None,
     host: str,
     avpairs: dict[str, str] | None = None,
+    setup: H323Time | None = None,
 ) -> dict[str, str]:
     extra = {"nas_address": host}
     if user_name:
@@ -886,12 +893,18 @@ def _extra(
     if conf_id:
         extra["h323_conf_id"] = conf_id
     if avpairs:
-        extra.update(_route_report(avpairs))
+        extra.update(_route_report(avpairs, setup))
     return extra
 
 
-def _route_report(avpairs: dict[str, str]) -> dict[str, str]:
-    """What the switch says it used (``ocsd-carrier``, ``ocsd-trunk``, ``ocsd-route-used``)."""
+MAX_PDD_MS = 300_000
+"""A post-dial delay longer than this is a clock error, not a measurement."""
+
+
+def _route_report(avpairs: dict[str, str], setup: H323Time | None = None) -> dict[str, str]:
+    """What the switch says it used (``ocsd-carrier``, ``ocsd-trunk``, ``ocsd-route-used``)
+    and the post-dial delay it saw: ``ocsd-pdd-ms``, else Cisco's ``alert-timepoint`` (when
+    the far end started ringing) less the call's h323-setup-time."""
     report: dict[str, str] = {}
     for key, name in (
         ("ocsd-carrier", "route_carrier"),
@@ -901,6 +914,17 @@ def _route_report(avpairs: dict[str, str]) -> dict[str, str]:
         value = avpairs.get(key)
         if value:
             report[name] = value.strip()
+    pdd = avpairs.get("ocsd-pdd-ms", "").strip()
+    if pdd.isdigit() and int(pdd) <= MAX_PDD_MS:
+        report["route_pdd_ms"] = str(int(pdd))
+    elif setup is not None and "alert-timepoint" in avpairs:
+        try:
+            alert = parse_h323_time(avpairs["alert-timepoint"])
+        except ValueError:
+            return report
+        delay_ms = round((alert.time - setup.time).total_seconds() * 1000)
+        if 0 <= delay_ms <= MAX_PDD_MS:
+            report["route_pdd_ms"] = str(delay_ms)
     return report
 
 

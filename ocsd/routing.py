@@ -35,8 +35,9 @@ log = get_logger("routing")
 
 LEGS_KEY = "lcr_legs"
 """Session extra holding the offered routes."""
-REPORT_KEYS = ("route_carrier", "route_trunk", "route_used")
-"""Session extras a protocol adapter fills from accounting (what the switch says it used)."""
+REPORT_KEYS = ("route_carrier", "route_trunk", "route_used", "route_pdd_ms")
+"""Session extras a protocol adapter fills from accounting (what the switch says it used and
+the post-dial delay it saw)."""
 MAX_PENDING_FINISHES = 10_000
 
 
@@ -162,6 +163,12 @@ class Routing:
         return 200, route_json(decision)
 
     @staticmethod
+    def reported_pdd(extra: dict[str, str]) -> int | None:
+        """The post-dial delay the switch reported for the call (ms), if any."""
+        text = extra.get("route_pdd_ms", "")
+        return int(text) if text.isdigit() else None
+
+    @staticmethod
     def legs_text(decision: RouteDecision) -> str:
         """The offered routes as kept with the session."""
         return encode_legs(decision)
@@ -188,7 +195,13 @@ class Routing:
         return CarrierUse(leg, leg.cdr_fields(duration_s))
 
     def finished(
-        self, session_id: str, use: CarrierUse, duration_s: int, hangup_cause: str, now: float
+        self,
+        session_id: str,
+        use: CarrierUse,
+        duration_s: int,
+        hangup_cause: str,
+        now: float,
+        pdd_ms: int | None = None,
     ) -> None:
         """Free the call's slot and count its outcome, off the answer's path."""
         outcome = CallOutcome(
@@ -199,6 +212,7 @@ class Routing:
             duration_s=duration_s,
             probe=use.leg.probe,
             call_id=session_id,
+            pdd_ms=pdd_ms,
         )
         self._schedule(outcome)
 

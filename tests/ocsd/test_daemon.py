@@ -160,7 +160,11 @@ def start_daemon(
         f"  auth_port: {auth}\n  acct_port: {acct}\n"
         "  clients:\n"
         f"    - {{address: 127.0.0.1, secret: {SECRET}, require_message_authenticator: false}}\n"
-        f"http: {{port: {http}}}\n" + extra
+        f"http: {{port: {http}}}\n"
+        # A port of its own unless the test sets one: never the well-known one another
+        # daemon on the machine may hold.
+        + ("" if "diameter:" in extra else f"diameter: {{port: {free_port(socket.SOCK_STREAM)}}}\n")
+        + extra
     )
     log = tmp_path / "ocsd.log"
     with log.open("wb") as output:

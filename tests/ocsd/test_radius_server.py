@@ -688,3 +688,42 @@ async def test_a_request_past_its_deadline_is_dropped_and_the_server_goes_on(
         radius.stop_listening()
         await radius.drain(2)
         await radius.close()
+
+
+SETUP = "10:00:00.000 UTC Mon Nov 2 2026"
+
+
+@pytest.mark.parametrize(
+    ("avpairs", "setup", "pdd"),
+    [
+        pytest.param({"ocsd-pdd-ms": "1800"}, None, "1800", id="reported"),
+        pytest.param(
+            {"ocsd-pdd-ms": "950", "alert-timepoint": "10:00:04.000 UTC Mon Nov 2 2026"},
+            SETUP,
+            "950",
+            id="reported-wins",
+        ),
+        pytest.param(
+            {"alert-timepoint": "10:00:02.350 UTC Mon Nov 2 2026"}, SETUP, "2350", id="cisco"
+        ),
+        pytest.param(
+            {"alert-timepoint": "10:00:02.350 UTC Mon Nov 2 2026"}, None, None, id="no-setup"
+        ),
+        pytest.param(
+            {"alert-timepoint": "09:59:59.000 UTC Mon Nov 2 2026"}, SETUP, None, id="before-setup"
+        ),
+        pytest.param(
+            {"alert-timepoint": "11:00:00.000 UTC Mon Nov 2 2026"}, SETUP, None, id="clock-error"
+        ),
+        pytest.param({"alert-timepoint": "soon"}, SETUP, None, id="garbage"),
+        pytest.param({"ocsd-pdd-ms": "-5"}, None, None, id="negative"),
+    ],
+)
+def test_the_post_dial_delay_a_switch_reports(
+    avpairs: dict[str, str], setup: str | None, pdd: str | None
+) -> None:
+    from ocsd.radius_server import _route_report
+    from protocols.radius.h323 import parse_h323_time
+
+    report = _route_report(avpairs, parse_h323_time(setup) if setup else None)
+    assert report.get("route_pdd_ms") == pdd

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -54,12 +55,29 @@ def daemon(tmp_path: Path) -> Daemon:
     cli(data, "route-plan", "entry", "uk", "44", "carrierA")
     cli(data, "route-plan", "entry", "uk", "44", "carrierB")
     cli(data, "route-plan", "bind", "uk", "--account", "alice")
-    running = start_daemon(tmp_path, extra="lcr: {enabled: true}\n")
+    running = start_daemon(
+        tmp_path, extra="lcr: {enabled: true, quality: {refresh_interval_s: 0.2}}\n"
+    )
     running.topup("alice", 1_000_000, "t1")
     yield running  # type: ignore[misc]
     if running.process.poll() is None:
         running.process.kill()
         running.process.wait()
+
+
+def route_quality(daemon: Daemon, carrier: str) -> dict[str, object]:
+    """The carrier's quality figures in the HTTP route answer, once an ended call shows."""
+    deadline = time.monotonic() + 10
+    while True:
+        url = daemon.url("/v1/route?to=442071234567&account=alice")
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.loads(response.read())
+        quality: dict[str, object] = next(
+            route["quality"] for route in body["routes"] if route["carrier"] == carrier
+        )
+        if quality["samples"] or time.monotonic() > deadline:
+            return quality
+        time.sleep(0.1)
 
 
 def test_radius_and_http_rank_alike_and_the_cdr_names_the_carrier(daemon: Daemon) -> None:
@@ -80,13 +98,22 @@ def test_radius_and_http_rank_alike_and_the_cdr_names_the_carrier(daemon: Daemon
     assert [route["carrier"] for route in body["routes"]] == radius_carriers
     assert body["routes"][0]["rate_per_minute"] == "0.003000"
 
-    for status in ("Start", "Stop, Acct-Session-Time = 95"):
+    # The Stop says carrierA carried the call and, the Cisco way, when the far end started
+    # ringing: 2.35 s after the setup, the post-dial delay that carrierA's quality counts.
+    for status in (
+        "Start",
+        "Stop, Acct-Session-Time = 95, "
+        'h323-setup-time = "h323-setup-time=10:00:00.000 UTC Mon Nov 2 2026", '
+        'Cisco-AVPair = "alert-timepoint=10:00:02.350 UTC Mon Nov 2 2026"',
+    ):
         out = daemon.radclient(
             "acct",
             base + f', Acct-Session-Id = "x1", Acct-Status-Type = {status}, '
             'Cisco-AVPair = "ocsd-carrier=carrierA"',
         )
         assert "Accounting-Response" in out, out
+    q = route_quality(daemon, "carrierA")
+    assert q["pdd_ms"] == 2350.0
     assert daemon.stop() == 0
     with sqlite3.connect(daemon.data / "ocsd.sqlite3") as db:
         rows = db.execute(
@@ -119,7 +146,8 @@ def test_a_diameter_switch_gets_the_routes_and_reports_the_one_it_used(
     routed = start_daemon(
         tmp_path,
         extra=(
-            "lcr: {enabled: true, delivery: {diameter_routes: true}}\n"
+            "lcr: {enabled: true, delivery: {diameter_routes: true},"
+            " quality: {refresh_interval_s: 0.2}}\n"
             f"diameter: {{port: {port}}}\n"
         ),
     )
@@ -140,7 +168,8 @@ def test_a_diameter_switch_gets_the_routes_and_reports_the_one_it_used(
                     for member in decode_avps(avp.value)
                     if member.code == 1003
                 ]
-                # The switch used the second route, and says so in its CCR-T.
+                # The switch used the second route, and says so in its CCR-T with the
+                # post-dial delay it saw.
                 end = encode_ccr(
                     make_ccr(
                         CcRequestType.TERMINATION_REQUEST,
@@ -151,8 +180,9 @@ def test_a_diameter_switch_gets_the_routes_and_reports_the_one_it_used(
                     )
                 )
                 used = Avp(1002, vendor, AvpFlag.VENDOR, struct.pack("!I", 2))
+                pdd = Avp(1010, vendor, AvpFlag.VENDOR, struct.pack("!I", 1_800))
                 message = Message(
-                    end.command_code, end.flags, end.application_id, 0, 0, (*end.avps, used)
+                    end.command_code, end.flags, end.application_id, 0, 0, (*end.avps, used, pdd)
                 )
                 await client.send(message)
                 return carriers
@@ -161,6 +191,7 @@ def test_a_diameter_switch_gets_the_routes_and_reports_the_one_it_used(
 
         carriers = asyncio.run(call())
         assert carriers == ["carrierB", "carrierA"]
+        assert route_quality(routed, "carrierA")["pdd_ms"] == 1_800.0
         assert routed.stop() == 0
         with sqlite3.connect(routed.data / "ocsd.sqlite3") as db:
             rows = db.execute(
