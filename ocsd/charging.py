@@ -120,6 +120,11 @@ class ChargingSettings:
     reaper) moves no money; after it, a stop of that session is charged as new. 0: no marker."""
     session_cache_size: int = 100_000
     """Sessions kept in memory per worker (the store holds them all)."""
+    uncharged_numbers: tuple[str, ...] = ("112", "911")
+    """Called numbers (as dialled, exactly) that need no credit control: emergency services.
+    Such a call goes ahead whoever makes it and whatever the balance, the account's status or
+    the fraud rules; Diameter answers 4011, RADIUS accepts without a time limit, nothing is
+    charged. ``urn:service:sos`` (RFC 5031, IMS emergency sessions) always counts."""
 
     def __post_init__(self) -> None:
         if not 0 < self.default_grant_s <= self.max_grant_s:
@@ -130,6 +135,12 @@ class ChargingSettings:
             raise ValueError("reap_interval_s and reap_batch must be positive")
         if self.duplicate_window_s <= 0 or self.session_cache_size <= 0:
             raise ValueError("duplicate_window_s and session_cache_size must be positive")
+        for number in self.uncharged_numbers:
+            if not number or number != number.strip() or _dialled(number) != number:
+                raise ValueError(
+                    f"uncharged_numbers: {number!r} is not a number as dialled (digits, "
+                    "* or #, no scheme, + or spaces)"
+                )
         if self.closed_horizon_s and not (
             self.duplicate_window_s <= self.closed_horizon_s <= MAX_CLOSED_HORIZON_S
         ):
@@ -399,6 +410,18 @@ class ChargingService:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _uncharged(self, request: ChargingRequest) -> bool:
+        """Whether the call is to a number that needs no credit control (emergency)."""
+        called = request.called or ""
+        if called[:15].lower() == "urn:service:sos":
+            return True
+        return _dialled(called) in self.settings.uncharged_numbers
+
+    def _not_applicable(self, request: ChargingRequest) -> Grant:
+        """The answer for an uncharged call: no session, no hold, no charge, no CDR."""
+        log.info("uncharged call", session_id=request.session_id, called=request.called or "")
+        return Grant(not_applicable=True)
+
     def _identify(self, directory: Directory, request: ChargingRequest) -> Identified | None:
         found = directory.identify(request.identities)
         if found is None and request.source_ip and request.called:
@@ -610,6 +633,8 @@ class ChargingService:
         recent = self._recent(request)
         if recent is not None:
             return recent
+        if request.called and self._uncharged(request):
+            return self._not_applicable(request)
         directory = self._directory()
         now = self.clock()
         found = self._identify(directory, request)
@@ -950,6 +975,8 @@ class ChargingService:
                 recent = self._recent(request)
                 if recent is not None:
                     return recent
+                if request.called and self._uncharged(request):
+                    return Grant(not_applicable=True)
                 log.info("denied", reason="unknown_session", session_id=request.session_id)
                 return Denial(DenialCode.UNKNOWN_SESSION, "no such session")
             now = self.clock()
@@ -1086,6 +1113,8 @@ class ChargingService:
             directory = self._directory()
             view = await self._view(directory, request)
             if view is None:
+                if request.called and self._uncharged(request):
+                    return Grant(not_applicable=True)
                 if request.identities or request.source_ip:
                     # A stop whose session we never saw (a lost start): rate and charge it
                     # once, as a one-off keyed by the same session and request number.
@@ -1417,6 +1446,12 @@ class ChargingService:
         recent = self._recent(request)
         if recent is not None:
             return recent
+        if (
+            request.called
+            and request.action in (None, EventAction.DIRECT_DEBIT)
+            and self._uncharged(request)
+        ):
+            return self._not_applicable(request)
         directory = self._directory()
         now = self.clock()
         found = self._identify(directory, request)
@@ -1594,6 +1629,17 @@ class _Stale(Exception):
     def __init__(self, result: StepResult) -> None:
         super().__init__("stale session view")
         self.result = result
+
+
+def _dialled(called: str) -> str:
+    """A called address as dialled: ``tel:+112;phone-context=x`` and ``sip:112@host`` are
+    ``112``."""
+    number = called.strip()
+    scheme, colon, rest = number.partition(":")
+    if colon and scheme.lower() in ("tel", "sip", "sips"):
+        number = rest
+    number = number.split(";", 1)[0].split("@", 1)[0].strip()
+    return number[1:] if number.startswith("+") else number
 
 
 def _merge_reports(view: SessionView, request: ChargingRequest) -> None:

@@ -142,6 +142,9 @@ class Grant:
     duplicate: bool = False
     routes: RouteDecision | None = None
     """The ranked routes when routing is on (initial requests)."""
+    not_applicable: bool = False
+    """The call needs no credit control (``ChargingSettings.uncharged_numbers``): it goes
+    ahead unmetered and nothing is charged (Diameter 4011)."""
 
 
 @dataclass(slots=True)

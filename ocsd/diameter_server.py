@@ -444,6 +444,16 @@ class Answerer:
                 failed_avps=failed,
                 **common,
             )
+        if outcome.not_applicable:
+            # An uncharged (emergency) call: no credit control for it. A CCR-U/T of such a
+            # call (the client should send none after 4011) is simply acknowledged.
+            opening = ccr.is_event or ccr.request_type is CcRequestType.INITIAL_REQUEST
+            return CreditControlAnswer(
+                result_code=ResultCode.DIAMETER_CREDIT_CONTROL_NOT_APPLICABLE
+                if opening
+                else ResultCode.DIAMETER_SUCCESS,
+                **common,
+            )
         if ccr.is_event:
             return self._event(ccr, outcome, common)
         final = ccr.request_type is CcRequestType.TERMINATION_REQUEST

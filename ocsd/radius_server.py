@@ -600,6 +600,10 @@ class RadiusServer:
         self, packet: Packet, client: _Client, outcome: Outcome
     ) -> tuple[bytes | None, str]:
         attrs = self._attrs
+        if isinstance(outcome, Grant) and outcome.not_applicable:
+            # An uncharged (emergency) call: accepted with no time limit.
+            unlimited = [h323_attribute("h323-return-code", H323_SUCCESS, self.dictionary)]
+            return encode_reply(packet, Code.ACCESS_ACCEPT, unlimited, client.secret), "uncharged"
         if isinstance(outcome, Grant) and outcome.units and outcome.units[0].granted_s > 0:
             granted = outcome.units[0].granted_s
             attributes: list[tuple[int, bytes]] = [
@@ -761,13 +765,15 @@ class RadiusServer:
             self.metrics.denials.labels(PROTOCOL, outcome.code.value).inc()
             log.warning("stop not charged", session_id=key, reason=outcome.code.value)
             return ok, outcome.code.value
-        return ok, "stop"
+        return ok, "uncharged" if outcome.not_applicable else "stop"
 
     async def _after_hold(
         self, outcome: Outcome, ok: bytes, key: str, client: _Client, host: str, view: Any
     ) -> tuple[bytes | None, str]:
         if isinstance(outcome, Denial) and outcome.code is DenialCode.SERVICE_UNAVAILABLE:
             return None, "backend_unavailable"
+        if isinstance(outcome, Grant) and outcome.not_applicable:
+            return ok, "uncharged"
         denied = isinstance(outcome, Denial) or (
             isinstance(outcome, Grant) and bool(outcome.units) and outcome.units[0].denial
         )

@@ -28,7 +28,7 @@ from ocsd.charging_types import (
 )
 from ocsd.directory import Candidate
 from ocsd.master import IdentityKind
-from tests.ocsd.world import World, world_fixture
+from tests.ocsd.world import World, make_world, world_fixture
 
 ALICE = (Candidate(IdentityKind.E164, "441632960001"),)
 
@@ -567,3 +567,55 @@ def test_the_cdr_reads_sip_and_q850_codes_from_the_hang_up_cause(
     from ocsd.charging import _cause_code
 
     assert (_cause_code(cause, "SIP;cause="), _cause_code(cause, "Q.850;cause=")) == (sip, q850)
+
+
+MALLORY = (Candidate(IdentityKind.USERNAME, "mallory"),)
+NOBODY = (Candidate(IdentityKind.USERNAME, "nobody"),)
+
+
+@pytest.mark.parametrize(
+    ("identities", "to"),
+    [
+        pytest.param(ALICE, "112", id="no-credit"),
+        pytest.param(MALLORY, "911", id="suspended"),
+        pytest.param(NOBODY, "tel:+112;phone-context=example.net", id="unknown-caller"),
+        pytest.param(ALICE, "sip:911@ims.example.net;user=phone", id="sip-uri"),
+        pytest.param(ALICE, "urn:service:sos.police", id="ims-emergency"),
+    ],
+)
+async def test_an_emergency_call_goes_ahead_uncharged(
+    world: World, identities: tuple[Candidate, ...], to: str
+) -> None:
+    # alice has no credit, mallory is suspended, nobody is no one: the call still goes ahead.
+    start = await world.service.handle(req(RequestType.INITIAL, 0, identities=identities, to=to))
+    assert isinstance(start, Grant) and start.not_applicable and not start.units
+    # A switch that reports the call anyway (RADIUS accounting) is acknowledged, not charged.
+    world.clock.advance(300)
+    for kind, number in ((RequestType.UPDATE, 1), (RequestType.TERMINATE, 2)):
+        later = await world.service.handle(
+            req(kind, number, identities=identities, to=to, used=150, requested=None)
+        )
+        assert isinstance(later, Grant) and later.not_applicable
+    assert await world.balance("alice") == 0
+    assert await world.cdrs() == []
+
+
+async def test_only_the_configured_numbers_are_uncharged(tmp_path: Path) -> None:
+    world = await make_world("embedded", tmp_path, ChargingSettings(uncharged_numbers=("999",)))
+    try:
+        for to, free in (("999", True), ("9990", False), ("112", False), ("+999", True)):
+            outcome = await world.service.handle(req(RequestType.INITIAL, 0, session=to, to=to))
+            assert isinstance(outcome, Grant) == free, (to, outcome)
+        # A balance check for such a number is an ordinary request: rated (no rate for 999).
+        check = await world.service.handle(
+            req(RequestType.EVENT, 0, session="r", to="999", action=EventAction.CHECK_BALANCE)
+        )
+        assert isinstance(check, Denial) and check.code is DenialCode.NO_RATE
+    finally:
+        await world.store.close()
+
+
+@pytest.mark.parametrize("number", ["+112", " 112", "sip:112@x", "", "112;x"])
+def test_uncharged_numbers_are_numbers_as_dialled(number: str) -> None:
+    with pytest.raises(ValueError, match="uncharged_numbers"):
+        ChargingSettings(uncharged_numbers=(number,))

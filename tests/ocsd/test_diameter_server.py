@@ -454,3 +454,20 @@ async def test_a_request_past_its_deadline_is_answered_3004(
         diameter.stop_listening()
         await diameter.drain(2)
         await diameter.close()
+
+
+async def test_an_emergency_call_is_answered_4011(world: World, client: Client) -> None:
+    # alice has no money: a call to 112 still needs no credit control, a call elsewhere does.
+    answer, start = await client.ccr(ccr(INI, 0, session="sos;1", called="tel:112"))
+    assert start.result_code == ResultCode.DIAMETER_CREDIT_CONTROL_NOT_APPLICABLE
+    assert start.mscc == () and start.granted is None
+    # RFC 6733 §7.1.4: 4011 is a transient failure: no E bit, and no Failed-AVP.
+    assert not answer.is_error
+    _, event = await client.ccr(
+        ccr(EVT, 0, session="sos;2", called="sip:911@ims.example.net", requested=60, action=DEBIT)
+    )
+    assert event.result_code == ResultCode.DIAMETER_CREDIT_CONTROL_NOT_APPLICABLE
+    _, other = await client.ccr(ccr(INI, 0, session="sos;3"))
+    assert other.result_code == ResultCode.DIAMETER_CREDIT_LIMIT_REACHED
+    assert await world.balance("alice") == 0
+    assert await world.cdrs() == []

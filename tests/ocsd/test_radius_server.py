@@ -145,6 +145,24 @@ async def test_access_reject_says_why(
     assert code != 0
 
 
+async def test_an_emergency_call_is_accepted_without_a_limit_and_not_charged(
+    world: World, server: RadiusServer
+) -> None:
+    # mallory is suspended and has no money: 112 still goes through, unmetered.
+    call = 'User-Name = "mallory", Called-Station-Id = "112", Acct-Session-Id = "sos-1"'
+    code, out = await radclient(server, "auth", call)
+    assert code == 0 and "Received Access-Accept" in out, out
+    assert "Session-Timeout" not in out and "h323-credit-time" not in out
+    assert 'h323-return-code = "h323-return-code=0"' in out
+    for attributes in (
+        "Acct-Status-Type = Start",
+        "Acct-Status-Type = Stop, Acct-Session-Time = 300",
+    ):
+        code, out = await radclient(server, "acct", f"{call}, {attributes}")
+        assert code == 0 and "Received Accounting-Response" in out, out
+    assert await world.cdrs() == []
+
+
 async def test_a_full_call_start_interim_stop(world: World, server: RadiusServer) -> None:
     await world.topup("alice", 1_000_000)
     base = (
