@@ -422,6 +422,16 @@ class ChargingService:
         log.info("uncharged call", session_id=request.session_id, called=request.called or "")
         return Grant(not_applicable=True)
 
+    @staticmethod
+    def _calling(directory: Directory, request: ChargingRequest) -> str:
+        """The calling number normalised, else as received."""
+        if not request.calling:
+            return ""
+        try:
+            return directory.dial_plan.normalize(request.calling)
+        except NumberFormatError:
+            return request.calling
+
     def _identify(self, directory: Directory, request: ChargingRequest) -> Identified | None:
         found = directory.identify(request.identities)
         if found is None and request.source_ip and request.called:
@@ -667,12 +677,7 @@ class ChargingService:
                 account=account.account_id,
             )
             return Denial(DenialCode.INVALID_NUMBER, str(exc), account.account_id)
-        calling = ""
-        if request.calling:
-            try:
-                calling = directory.dial_plan.normalize(request.calling)
-            except NumberFormatError:
-                calling = request.calling
+        calling = self._calling(directory, request)
         pending: PendingCheck | None = None
         if self.fraud is not None:
             pending = self.fraud.screen(
@@ -1481,6 +1486,29 @@ class ChargingService:
         action = request.action or EventAction.DIRECT_DEBIT
         if action is EventAction.PRICE_ENQUIRY:
             return Grant(cost_micros=cost, currency=account.currency, account_id=account.account_id)
+        screened = False
+        if self.fraud is not None and action is EventAction.DIRECT_DEBIT:
+            # A one-off charge is a call as the fraud rules see it (lists, velocity, spend),
+            # screened before any money moves; refunds, checks and enquiries move none.
+            calling = self._calling(directory, request)
+            verdict = await self.fraud.complete(
+                self.fraud.screen(
+                    CallAttempt(
+                        account_id=account.account_id,
+                        called=called,
+                        now=now,
+                        session_id=request.session_id,
+                        calling=calling,
+                        source_ip=request.source_ip or "",
+                        caller_ip=request.caller_ip,
+                        peer=request.peer,
+                    )
+                )
+            )
+            denial = self._fraud_denial(verdict, request)
+            if denial is not None:
+                return denial
+            screened = True
         if action is EventAction.CHECK_BALANCE:
             state = await self.store.get_account(account.account_id)
             available = state.available_micros if state else 0
@@ -1538,6 +1566,22 @@ class ChargingService:
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
         )
         result = await self._step(step)
+        if screened and self.fraud is not None and result.status is not StepStatus.DUPLICATE:
+            # It ends as it starts: what it cost, or that it was refused.
+            charged = result.status is StepStatus.OK
+            self.fraud.submit_end(
+                CallUsage(
+                    account.account_id,
+                    request.session_id,
+                    called,
+                    now,
+                    spend_micros=debit if charged else 0,
+                    seconds=seconds if charged else 0,
+                    final=True,
+                    duration_s=seconds if charged else 0,
+                    connected=charged,
+                )
+            )
         if result.status is StepStatus.DENIED:
             assert result.reason is not None
             code = _DENY_CODES[result.reason]

@@ -35,6 +35,7 @@ from ocsd.charging import ChargingService, ChargingSettings
 from ocsd.charging_types import (
     ChargingRequest,
     Denial,
+    EventAction,
     Grant,
     Outcome,
     RequestType,
@@ -398,3 +399,50 @@ async def test_a_refusal_the_gate_missed_ends_the_session_it_opened(
     await node.guard.settle()
     now_ms = int(node.world.clock() * 1000)
     assert await node.counters.live_sessions("alice", now_ms) == []
+
+
+def debit(session: str, to: str = UK, action: EventAction | None = None) -> ChargingRequest:
+    return replace(
+        initial(session, to),
+        request_type=RequestType.EVENT,
+        units=(UnitRequest(requested_s=60),),
+        action=action,
+    )
+
+
+async def test_one_off_charges_meet_the_same_rules_as_calls(
+    nodes: list[Node], tmp_path: Path
+) -> None:
+    node = await open_node(
+        tmp_path,
+        rules(
+            calls_per_minute=CallRateRule(True, 2, 60, REFUSE_ALERT),
+            spend_per_hour=SpendRule(True, Decimal("0.015"), 3600, REFUSE_ALERT),
+        ),
+    )
+    nodes.append(node)
+    balance = await node.world.balance("alice")
+    # A direct debit is a call to the fraud rules: two pass, the third is one too many.
+    first = await node.service.handle(debit("e1"))
+    await node.guard.settle()
+    second = await node.service.handle(debit("e2"))
+    third = await node.service.handle(debit("e3"))
+    assert isinstance(first, Grant) and first.cost_micros == 10_000
+    assert isinstance(second, Grant), second
+    assert answer(third) == ("fraud_suspected", "3 call attempts in 60 s, more than 2")
+    assert await node.world.balance("alice") == balance - 20_000, "the refused one paid nothing"
+    # What both cost counted towards the spend rule.
+    await node.guard.settle()
+    preview = await node.guard.preview(CallAttempt("alice", UK.lstrip("+"), node.world.clock()))
+    assert preview.counters["spend:3600"] == 20_000
+    # Neither a repeat of a debit nor a refund is screened or counted again.
+    assert isinstance(await node.service.handle(debit("e1")), Grant)
+    refund = await node.service.handle(debit("r1", action=EventAction.REFUND))
+    assert isinstance(refund, Grant) and refund.cost_micros == 10_000
+    await node.guard.close()
+    # The spend of the second one went over 0.015 an hour (when it was counted); the third
+    # was one call too many.
+    assert sorted((d.rule_id, d.session_id) for d in node.decisions.entries) == [
+        ("calls_per_minute", "e3"),
+        ("spend_per_hour", "e2"),
+    ]
