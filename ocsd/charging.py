@@ -1471,9 +1471,13 @@ class ChargingService:
         start = self._start_time(request, now)
         zone = directory.zone(account)
         weekday, second = local_position(int(start), zone)
+        # A ported number is rated, as a call to it is, at its routing number.
+        routing = self.routing if self.routing is not None and self.routing.enabled else None
+        resolution = routing.resolve(called) if routing is not None else None
+        rated_number = resolution.rating_number if resolution is not None else called
         try:
             price = directory.rater.price(
-                directory.chain(account), called, int(start), weekday, second
+                directory.chain(account), rated_number, int(start), weekday, second
             )
         except RatingError as exc:
             return Denial(_RATING_CODES[exc.reason], str(exc), account.account_id)
@@ -1538,6 +1542,10 @@ class ChargingService:
             extra=dict(request.extra),
             services={"0": ServiceUse(0, None, used_s=seconds)},
         )
+        if resolution is not None and resolution.ported:
+            view.extra["dialled"] = called
+            if resolution.ported_carrier:
+                view.extra["ported_carrier"] = resolution.ported_carrier
         kind = CdrKind.REFUND if action is EventAction.REFUND else CdrKind.EVENT
         cdr, _ = self._cdr(
             view, kind, request.request_number, int(now * 1000), request.hangup_cause, ""
@@ -1547,6 +1555,7 @@ class ChargingService:
             **{
                 **_fields(cdr),
                 "charge_micros": debit,
+                "routing_number": rated_number if rated_number != called else "",
                 "extra": {**cdr.extra, "units": str(messages)},
             }
         )

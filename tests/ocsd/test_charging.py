@@ -619,3 +619,36 @@ async def test_only_the_configured_numbers_are_uncharged(tmp_path: Path) -> None
 def test_uncharged_numbers_are_numbers_as_dialled(number: str) -> None:
     with pytest.raises(ValueError, match="uncharged_numbers"):
         ChargingSettings(uncharged_numbers=(number,))
+
+
+async def test_a_one_off_charge_to_a_ported_number_is_rated_at_its_routing_number(
+    world: World,
+) -> None:
+    from lcr.catalog import Catalog
+    from lcr.portability import PortabilityBuilder
+    from lcr.quality_store import MemoryRoutingState
+    from lcr.router import Router
+    from lcr.settings import LcrSettings
+    from ocsd.routing import Routing
+
+    # The London number moved to a network whose routing number is French (0.020/min).
+    ported = PortabilityBuilder()
+    ported.add("442071234567", "33142278186", "frenchco")
+    settings = LcrSettings(enabled=True)
+    routing = Routing(settings, MemoryRoutingState(settings))
+    routing.router = Router(Catalog(portability=ported.build()), settings)
+    world.service.routing = routing
+    await world.topup("alice", 1_000_000)
+    outcome = await world.service.handle(
+        req(
+            RequestType.EVENT, 0, session="ev-ported", requested=60, action=EventAction.DIRECT_DEBIT
+        )
+    )
+    assert isinstance(outcome, Grant) and outcome.cost_micros == 20_000
+    [(cdr, _)] = await world.cdrs()
+    assert (cdr.called, cdr.routing_number, cdr.destination) == (
+        "33142278186",
+        "33142278186",
+        "France",
+    )
+    assert (cdr.extra["dialled"], cdr.extra["ported_carrier"]) == ("442071234567", "frenchco")
