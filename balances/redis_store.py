@@ -44,13 +44,15 @@ store is built with the gate's Lua function (``LuaGate``); the gated script is `
 that function, and ``hold.lua`` wrapped in a function of its own, so a gated HOLD is still one
 EVALSHA and one round trip, and a tripped gate leaves the account and the session untouched.
 
-The record queue is bounded: an opening HOLD, or an EVENT debit that requires funds, reads the
-length of its shard's stream (``XLEN``, O(1), a key of the same slot passed in KEYS) and is
-DENIED ``RECORD_QUEUE_FULL`` once it holds ``max_record_queue / shards`` records (rounded up),
-in the same script, so the bound costs no round trip. Every other step still appends: the
-streams may pass their bound by the records of the calls that were up, never lose one. A
-shard's bound is its share of the total: an account with most of the traffic meets it before
-the queue as a whole holds ``max_record_queue``.
+The record queue is bounded as a whole: an opening HOLD, or an EVENT debit that requires
+funds, is DENIED ``RECORD_QUEUE_FULL`` once all the shard streams together hold
+``max_record_queue`` records. The store sums their lengths (one pipelined ``XLEN`` per shard)
+at most every ``queue_look_s``, in the background of the steps, and tells the step's script
+the queue is full (bound -1); the script also reads its own shard's length (``XLEN``, O(1), a
+key of the same slot) and refuses once that one stream holds the whole bound, so the bound
+holds between two looks and costs no round trip. One busy account may use the whole queue.
+Every other step still appends: the streams may pass the bound by the records of the calls
+that were up, never lose one.
 
 The record queue is read with XREADGROUP across all shards' streams in one command (on Redis
 Cluster the reader would have to issue it per node); records are acknowledged and deleted
@@ -62,6 +64,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.resources
+import time
 import zlib
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -83,6 +86,7 @@ from balances.engine import (
     check_limits,
     check_step,
     marker_digest,
+    needs_queue_room,
 )
 from balances.model import (
     AccountKind,
@@ -404,7 +408,10 @@ class RedisBalanceStore:
         """The function a HOLD's ``StepGate`` runs (None: steps take no gate)."""
         self._keys = _Keys(settings.key_prefix, settings.shards)
         self._scripts = _scripts(gate)
-        self._max_records_per_shard = settings.max_records_per_shard
+        self._queue_bound = settings.max_record_queue
+        self._queue_full = False
+        self._queue_looked = -settings.queue_look_s
+        self._queue_look: asyncio.Task[int] | None = None
         self._timeout_s = settings.timeout_ms / 1000
         pool = ConnectionPool.from_url(settings.url)
         kwargs = {
@@ -511,6 +518,24 @@ class RedisBalanceStore:
 
     # -- steps -------------------------------------------------------------------------
 
+    def _room_bound(self, step: Step) -> int:
+        """The record bound a step's script applies: the whole queue's, or -1 while the last
+        look found the queue full (a new look starts when the last is ``queue_look_s`` old)."""
+        bound = self._queue_bound
+        if not bound or not needs_queue_room(step):
+            return bound
+        now = time.monotonic()
+        if now - self._queue_looked >= self.settings.queue_look_s and self._queue_look is None:
+            self._queue_looked = now
+            self._queue_look = asyncio.ensure_future(self.queue_depth())
+            self._queue_look.add_done_callback(self._looked)
+        return -1 if self._queue_full else bound
+
+    def _looked(self, task: asyncio.Task[int]) -> None:
+        self._queue_look = None
+        if not task.cancelled():
+            task.exception()  # an unreachable store keeps the last look; steps fail anyway
+
     async def step(self, step: Step) -> StepResult:
         """Run one atomic step (hold, close or event): one script call, one round trip."""
         check_step(step)
@@ -537,7 +562,7 @@ class RedisBalanceStore:
                 step.deadline_ms,
                 step.state,
                 step.context,
-                self._max_records_per_shard,
+                self._room_bound(step),
                 len(step.holds),
             ]
             for hold in step.holds:
@@ -623,7 +648,7 @@ class RedisBalanceStore:
                 marker_ttl_ms,
             )
             if kind is StepKind.EVENT:
-                args += (b"1" if step.orphan_stop else b"0", self._max_records_per_shard)
+                args += (b"1" if step.orphan_stop else b"0", self._room_bound(step))
             args.append(len(step.bundle_used_s))
             for used in step.bundle_used_s:
                 args += used
@@ -971,12 +996,16 @@ class RedisBalanceStore:
         )
 
     async def queue_depth(self) -> int:
-        """Return how many records wait in the queue."""
+        """Return how many records wait in the queue (and note whether it is full)."""
         lengths = await self._calls(("XLEN", name) for name in self._keys.records)
-        return sum(lengths)
+        depth = int(sum(lengths))
+        self._queue_full = bool(self._queue_bound) and depth >= self._queue_bound
+        return depth
 
     async def close(self) -> None:
         """Finish the batches in flight and close the connections."""
+        if self._queue_look is not None:
+            self._queue_look.cancel()
         await self._pipe.close()
         if self._reader is not None:
             await self._reader.disconnect()

@@ -41,10 +41,13 @@ class RedisStoreSettings:
     claim_idle_ms: int = 60_000
     """A record read by another consumer and not acknowledged for this long is read again."""
     max_record_queue: int = DEFAULT_MAX_RECORD_QUEUE
-    """Records the queue may hold, all shards together (0: no bound). Each shard's stream is
-    bounded by its share (rounded up): once it holds that many, a new session (an opening
-    HOLD) or a one-off EVENT debit of an account of the shard is DENIED
-    ``RECORD_QUEUE_FULL``; closes, updates, refunds and ledger entries go on."""
+    """Records the queue may hold, all shards together (0: no bound). Once it holds that many,
+    a new session (an opening HOLD) or a one-off EVENT debit is DENIED ``RECORD_QUEUE_FULL``;
+    closes, updates, refunds and ledger entries go on. The whole queue's length is looked at
+    every ``queue_look_s`` (and each shard's stream, in the step's own script, may not pass
+    the bound by itself): one busy account may fill the queue, never more."""
+    queue_look_s: float = 1.0
+    """How often the store sums the shard streams' lengths (one pipelined XLEN per shard)."""
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
@@ -63,11 +66,8 @@ class RedisStoreSettings:
             raise ValueError("consumer_group must be set and claim_idle_ms not negative")
         if self.max_record_queue < 0:
             raise ValueError("max_record_queue must be 0 (no bound) or positive")
-
-    @property
-    def max_records_per_shard(self) -> int:
-        """Each shard stream's share of ``max_record_queue`` (rounded up; 0: no bound)."""
-        return -(-self.max_record_queue // self.shards)
+        if self.queue_look_s <= 0:
+            raise ValueError("queue_look_s must be positive")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@
 --       7 require funds ('1'/'0'), 8 record, 9 context, 10 tombstone ttl ms,
 --       11 tombstone grace ms, 12 marker digest ('' = no marker), 13 marker hash ttl ms,
 --       14 orphan stop ('1'/'0'), 15 the stream's bound (0 = none: a debit that requires
---       funds is refused while the stream holds that many records), 16 number of bundle uses,
+--       funds is refused while the stream holds that many records; -1: the whole queue is
+--       full), 16 number of bundle uses,
 --       then per use: id, period, seconds.
 local akey, skey, stream = KEYS[1], KEYS[2], KEYS[3]
 local rn = tonumber(ARGV[2])
@@ -51,7 +52,7 @@ if amount > 0 then
   end
   if ARGV[7] == '1' then
     local bound = tonumber(ARGV[15])
-    if bound > 0 and not orphan and redis.call('XLEN', stream) >= bound then
+    if not orphan and (bound < 0 or (bound > 0 and redis.call('XLEN', stream) >= bound)) then
       return simple('denied', 'record_queue_full', a, -1)
     end
     if amount > available(a) then

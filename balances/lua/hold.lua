@@ -3,7 +3,8 @@
 --       stream (its length is read, O(1), by an opening hold only).
 -- ARGV: 1 account id, 2 session id, 3 request number, 4 now ms, 5 day key, 6 month key,
 --       7 new session ('1'/'0'), 8 expected version ('' = none), 9 deadline ms, 10 state,
---       11 context, 12 the stream's bound (0 = none), 13 number of holds, then per hold:
+--       11 context, 12 the stream's bound (0 = none, -1 = the whole queue is full), 13 number
+--       of holds, then per hold:
 --       key, desired, min, keep; then the number of bundle holds, then per bundle hold: id,
 --       period, allowance, desired, keep.
 local akey, skey, dlkey, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -42,7 +43,7 @@ if new and a.maxs ~= NO_LIMIT and a.sess >= a.maxs then
 end
 if new then
   local bound = tonumber(ARGV[12])
-  if bound > 0 and redis.call('XLEN', stream) >= bound then
+  if bound < 0 or (bound > 0 and redis.call('XLEN', stream) >= bound) then
     return simple('denied', 'record_queue_full', a, ver)
   end
 end

@@ -1046,7 +1046,7 @@ async def test_every_money_move_queues_one_record(store: BalanceStore) -> None:
 
 
 async def test_a_full_queue_refuses_new_money_and_lets_calls_end(backend: Backend) -> None:
-    # One account is one Redis shard: a bound of 1 is 1 record on both backends.
+    # A bound of 1: the queue's one record, on both backends.
     store = backend.open(max_record_queue=1)
     await account(store, balance=10_000)
     await drain(store)
@@ -1079,7 +1079,9 @@ async def test_a_full_queue_refuses_new_money_and_lets_calls_end(backend: Backen
         (RecordKind.LEDGER, b""),
     ]
     assert await balance(store) == (10_000 - 100 - 250 + 40 - 30 - 20 + 70, 0)
-    # Drained: new calls and debits are taken again.
+    # Drained: new calls and debits are taken again (once the store has looked: Redis looks
+    # at the whole queue every queue_look_s).
+    assert await store.queue_depth() == 0
     assert (await store.step(hold("s2", 0, Hold("voice", 300), new=True))).status is StepStatus.OK
     assert (await store.step(event("e2", 100))).status is StepStatus.OK
 

@@ -146,16 +146,24 @@ async def test_a_store_without_a_gate_refuses_a_gated_step(redis_url: str, tmp_p
         delete_redis_keys(redis_url, prefix)
 
 
-async def test_a_full_queue_refuses_a_gated_opening_hold(redis_url: str) -> None:
+@pytest.mark.parametrize("where", ["own-shard", "other-shard"])
+async def test_a_full_queue_refuses_a_gated_opening_hold(redis_url: str, where: str) -> None:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     settings = RedisStoreSettings(
-        url=redis_url, key_prefix=prefix, shards=SHARDS, max_record_queue=SHARDS
+        url=redis_url, key_prefix=prefix, shards=SHARDS, max_record_queue=1
     )
     store = RedisBalanceStore(settings, gate=ATTEMPTS)
+    mine = zlib.crc32(b"acct") % SHARDS
+    other = next(f"b{n}" for n in range(100) if zlib.crc32(f"b{n}".encode()) % SHARDS != mine)
     try:
         await store.put_account(AccountLimits("acct"))
-        # The opening top-up is the shard's one record: its share of the bound is full.
-        await store.ledger("acct", LedgerKind.TOPUP, 1_000_000, "opening", b"", T0)
+        # One top-up is the queue's one record: in the account's own shard (the script sees
+        # it), or in another (the store's look at the whole queue sees it).
+        owner = "acct" if where == "own-shard" else other
+        if owner != "acct":
+            await store.put_account(AccountLimits(owner))
+        await store.ledger(owner, LedgerKind.TOPUP, 1_000_000, "opening", b"", T0)
+        await store.queue_depth()
         step = dataclasses.replace(hold("s1", 0, Hold("v", 400), new=True), gate=gate(store, 5))
         refused = await store.step(step)
         assert refused.status is StepStatus.DENIED and list(refused.gate) == [0, 1]

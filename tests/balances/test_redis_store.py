@@ -287,44 +287,63 @@ def test_settings_are_checked() -> None:
         RedisStoreSettings(max_record_queue=-1)
 
 
-@pytest.mark.parametrize(
-    ("total", "shards", "share"),
-    [
-        pytest.param(5_000_000, 256, 19_532, id="default-rounded-up"),
-        pytest.param(16, 8, 2, id="even"),
-        pytest.param(1, 8, 1, id="less-than-one-each"),
-        pytest.param(0, 8, 0, id="unbounded"),
-    ],
-)
-def test_each_stream_is_bounded_by_its_share(total: int, shards: int, share: int) -> None:
-    settings = RedisStoreSettings(max_record_queue=total, shards=shards)
-    assert settings.max_records_per_shard == share
+def _in_another_shard(account_id: str, shards: int) -> str:
+    mine = zlib.crc32(account_id.encode()) % shards
+    return next(f"b{n}" for n in range(100) if zlib.crc32(f"b{n}".encode()) % shards != mine)
 
 
-async def test_a_full_shard_refuses_only_its_own_accounts(redis_url: str) -> None:
+async def test_one_busy_account_may_fill_the_whole_queue(redis_url: str) -> None:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    settings = RedisStoreSettings(url=redis_url, key_prefix=prefix, shards=8, max_record_queue=8)
+    # Eight shards, room for four records: one account's shard may hold all four.
+    settings = RedisStoreSettings(url=redis_url, key_prefix=prefix, shards=8, max_record_queue=4)
     store = RedisBalanceStore(settings)
-    full, other = (
-        "acct",
-        next(
-            f"b{n}"
-            for n in range(100)
-            if zlib.crc32(f"b{n}".encode()) % 8 != zlib.crc32(b"acct") % 8
-        ),
-    )
     try:
-        await _funded(store, full)  # its top-up is the one record its shard may hold
-        await store.put_account(AccountLimits(other))
+        await _funded(store, "acct")  # one record
+        for n in range(2):
+            await store.ledger("acct", LedgerKind.TOPUP, 1, f"more-{n}", b"", T0)
+        opened = await store.step(hold("s1", 0, Hold("v", 0), new=True))
+        assert opened.status is StepStatus.OK, "three records of four: room left"
+        await store.ledger("acct", LedgerKind.TOPUP, 1, "fourth", b"", T0)
+        refused = await store.step(hold("s2", 0, Hold("v", 0), new=True))
+        assert (refused.status, refused.reason) == (
+            StepStatus.DENIED,
+            DenyReason.RECORD_QUEUE_FULL,
+        )
+        # The call that was up still ends, and its record is queued past the bound.
+        closed = await store.step(close("s1", 1, 0, record=b"cdr"))
+        assert closed.status is StepStatus.OK
+        assert await store.queue_depth() == 5
+    finally:
+        await store.close()
+        delete_redis_keys(redis_url, prefix)
+
+
+async def test_the_bound_is_the_whole_queues(redis_url: str) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings = RedisStoreSettings(
+        url=redis_url, key_prefix=prefix, shards=8, max_record_queue=2, queue_look_s=0.05
+    )
+    store = RedisBalanceStore(settings)
+    busy = _in_another_shard("acct", 8)
+    try:
+        await store.put_account(AccountLimits("acct"))
+        await _funded(store, busy)
+        await store.ledger(busy, LedgerKind.TOPUP, 1, "second", b"", T0)
+        # acct's own stream is empty, but the queue as a whole is full: once the store has
+        # looked (in the background of the steps), acct's new calls are refused too.
+        await store.step(hold("s0", 0, Hold("v", 0), new=True))
+        await asyncio.sleep(0.5)
         refused = await store.step(hold("s1", 0, Hold("v", 0), new=True))
         assert (refused.status, refused.reason) == (
             StepStatus.DENIED,
             DenyReason.RECORD_QUEUE_FULL,
         )
-        opened = await store.step(
-            dataclasses.replace(hold("s2", 0, Hold("v", 0), new=True), account_id=other)
-        )
-        assert opened.status is StepStatus.OK
+        # The writer catches up: room again at the next look.
+        await store.ack_records(await store.read_records("c", 10, 0))
+        await asyncio.sleep(0.5)
+        await store.step(hold("s2", 0, Hold("v", 0), new=True))  # starts a look
+        await asyncio.sleep(0.5)
+        assert (await store.step(hold("s3", 0, Hold("v", 0), new=True))).status is StepStatus.OK
     finally:
         await store.close()
         delete_redis_keys(redis_url, prefix)
