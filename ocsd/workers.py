@@ -17,6 +17,7 @@ report readiness and liveness to it through a pipe.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -71,11 +72,13 @@ class Supervisor:
         self.stall_after_s = STALL_AFTER_S
 
     def _spawn(self, index: int) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(self._ready_read)
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
+            _stop_with(parent)
             code = 1
             try:
                 os.environ["OCSD_WORKER_READY_FD"] = str(self._ready_write)
@@ -204,3 +207,18 @@ def tell_supervisor(fd: int | None, message: str) -> None:
         return
     with contextlib.suppress(OSError):
         os.write(fd, (message + "\n").encode())
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the main process dies (Linux): a main
+    process killed outright (SIGKILL, the OOM killer) leaves no worker holding the ports and
+    answering with a configuration nobody supervises. The worker then shuts down as on any
+    SIGTERM (drains, says goodbye to its peers)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # gone already, before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)

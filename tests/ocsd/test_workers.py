@@ -153,3 +153,41 @@ async def test_a_killed_worker_is_replaced_and_its_peer_reconnects(
             client.writer.close()
         await asyncio.to_thread(daemon.kill)
         delete_redis_keys(prefix, redis_available)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie waiting for its parent."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+async def test_workers_stop_when_the_main_process_is_killed(
+    tmp_path: Path, redis_available: str
+) -> None:
+    import os
+    import signal
+    import socket
+
+    prefix = redis_prefix()
+    daemon = prepare(tmp_path, hot_url=redis_available, redis_key_prefix=prefix, workers=2)
+    try:
+        await asyncio.to_thread(daemon.start)
+        workers = [int(event["pid"]) for event in daemon.events("worker started")]
+        assert len(workers) == 2 and all(_running(pid) for pid in workers)
+        # The OOM killer or an operator's kill -9 takes the main process alone.
+        assert daemon.process is not None
+        os.kill(daemon.process.pid, signal.SIGKILL)
+        await wait_until_async(
+            lambda: not any(_running(pid) for pid in workers), "the workers to stop"
+        )
+        # Nothing holds the Diameter port any more.
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", daemon.diameter_port))
+    finally:
+        await asyncio.to_thread(daemon.kill)
+        delete_redis_keys(prefix, redis_available)
