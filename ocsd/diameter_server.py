@@ -273,6 +273,8 @@ _REQUEST_TYPES = {
     CcRequestType.TERMINATION_REQUEST: RequestType.TERMINATE,
     CcRequestType.EVENT_REQUEST: RequestType.EVENT,
 }
+_COMMANDS = {kind: f"ccr_{kind.name.split('_')[0].lower()}" for kind in CcRequestType}
+"""The metrics label of each request type (ccr_initial, ...), worked out once."""
 _ACTIONS = {
     RequestedAction.DIRECT_DEBITING: EventAction.DIRECT_DEBIT,
     RequestedAction.REFUND_ACCOUNT: EventAction.REFUND,
@@ -307,8 +309,10 @@ def charging_request(ccr: CreditControlRequest, peer_address: str) -> ChargingRe
         called = ims.called_party_address or ims.requested_party_address
     units: list[UnitRequest] = []
     for mscc in ccr.mscc:
-        used = sum(u.cc_time or 0 for u in mscc.used)
-        messages = sum(u.cc_service_specific_units or 0 for u in mscc.used)
+        used = messages = 0
+        for reported in mscc.used:
+            used += reported.cc_time or 0
+            messages += reported.cc_service_specific_units or 0
         requested = mscc.requested
         requested_s = requested.cc_time if requested is not None else None
         if requested is not None and requested.cc_service_specific_units:
@@ -428,13 +432,14 @@ class Answerer:
         self.ccfh = _CCFH.get(settings.credit_control_failure_handling)
         self.ccsf = _CCSF.get(settings.cc_session_failover)
         self.route_avps: Callable[[Grant], tuple[Avp, ...]] | None = None
-
-    def answer(self, ccr: CreditControlRequest, outcome: Outcome) -> CreditControlAnswer:
-        """The CCA content for an outcome."""
-        common: dict[str, Any] = {
+        self._common: dict[str, Any] = {
             "credit_control_failure_handling": self.ccfh,
             "cc_session_failover": self.ccsf,
         }
+
+    def answer(self, ccr: CreditControlRequest, outcome: Outcome) -> CreditControlAnswer:
+        """The CCA content for an outcome."""
+        common = self._common
         if isinstance(outcome, Denial):
             code = RESULT_CODES[outcome.code]
             failed = _rating_failed_avp(ccr) if code == ResultCode.DIAMETER_RATING_FAILED else ()
@@ -732,7 +737,7 @@ class _Connection(asyncio.Protocol):
                     session_id=ccr.session_id,
                     what=list(ccr.tolerated),
                 )
-            command = f"ccr_{ccr.request_type.name.split('_')[0].lower()}"
+            command = _COMMANDS[ccr.request_type]
             try:
                 try:
                     request = charging_request(ccr, self.address)

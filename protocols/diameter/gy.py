@@ -34,11 +34,12 @@ inside the MSCC respectively; build them with :func:`protocols.diameter.avp.new_
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from protocols.diameter.avp import Avp, find_avp, find_avps, zeroed_avp
 from protocols.diameter.constants import (
@@ -79,6 +80,7 @@ from protocols.diameter.message import (
 )
 
 E = TypeVar("E", bound=IntEnum)
+T = TypeVar("T")
 _TGPP = VendorId.TGPP
 _T = _TGPP << 32  # the key prefix of 3GPP AVPs
 _CREDIT_CONTROL_APP = int(ApplicationId.CREDIT_CONTROL)
@@ -366,6 +368,29 @@ class CreditControlRequest:
 
 
 # --- CCR: the fast path ------------------------------------------------------------------
+
+
+def _positional_builder(cls: type[T]) -> Callable[..., T]:
+    """A constructor of the frozen, slotted dataclass *cls* taking every field positionally.
+
+    It sets the slots through their descriptors, as ``__init__`` would through
+    ``object.__setattr__`` (the frozen guard), at under half the cost: the CCR view builds
+    seven such objects per request.  Only for classes without ``__post_init__``.
+    """
+    members = fields(cls)  # type: ignore[arg-type]
+    if hasattr(cls, "__post_init__") or not all(item.init for item in members):
+        raise TypeError(f"{cls.__name__} needs its own __init__")
+    names = [item.name for item in members]
+    setters = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
+    source = (
+        f"def build({', '.join(names)}):\n    obj = _new(_cls)\n"
+        + "".join(f"    _set_{name}(obj, {name})\n" for name in names)
+        + "    return obj\n"
+    )
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
+    exec(source, namespace)  # as dataclasses itself builds __init__
+    return cast(Callable[..., T], namespace["build"])
+
 
 _H2 = struct.Struct("!II")
 _H3 = struct.Struct("!III")
@@ -721,6 +746,14 @@ _TRIGGER_MULTI = _table({_T | TgppAvpCode.TRIGGER_TYPE: 0})
 _VSAI_SINGLE = _table({_A.AUTH_APPLICATION_ID: 0})
 _NONE: dict[int, int] = {}
 
+_build_ccr = _positional_builder(CreditControlRequest)
+_build_subscription = _positional_builder(SubscriptionId)
+_build_mscc = _positional_builder(MsccRequest)
+_build_requested = _positional_builder(RequestedUnits)
+_build_used = _positional_builder(UsedUnits)
+_build_event_type = _positional_builder(EventType)
+_build_ims = _positional_builder(ImsInformation)
+
 _REQUIRED = (
     (0, _A.SESSION_ID),
     (1, _A.ORIGIN_HOST),
@@ -858,36 +891,35 @@ def _read_ccr(buf: bytes, message: Message, options: GyOptions) -> CreditControl
     state_slot = top[10]
     timestamp_slot = top[11]
     service_identifier_slot = top[16]
-    return CreditControlRequest(
-        session_id=_text(buf, session_slot),
-        origin_host=_ascii(buf, host_slot),
-        origin_realm=_ascii(buf, realm_slot),
-        destination_realm=_ascii(buf, dest_slot),
-        service_context_id=service_context_id,
-        request_type=request_type,
-        request_number=_u32(buf, number_slot),
-        auth_application_id=application_id,
-        destination_host=(
-            None if destination_host_slot is None else _ascii(buf, destination_host_slot)
-        ),
-        service_context=service_context,
-        requested_action=requested_action,
-        event_timestamp=None if timestamp_slot is None else _time(buf, timestamp_slot),
-        subscription_ids=tuple(subscriptions),
-        user_name=None if user_name_slot is None else _text(buf, user_name_slot),
-        origin_state_id=None if state_slot is None else _u32(buf, state_slot),
-        termination_cause=reader.enum(TerminationCause, top[12], ()),
-        multiple_services_indicator=reader.enum(MultipleServicesIndicator, top[14], ()),
-        mscc=tuple([_mscc(reader, slot) for slot in lists[1]]),
-        requested=None if requested_slot is None else _requested(reader, requested_slot, ()),
-        used=tuple([_used(reader, slot, ()) for slot in lists[2]]),
-        service_identifier=(
-            None if service_identifier_slot is None else _u32(buf, service_identifier_slot)
-        ),
-        ims=ims,
-        tolerated=(*message.tolerated, *notes) if message.is_decoded else tuple(notes),
-        message=message,
-        proxy_infos=tuple([_slot_avp(buf, slot) for slot in lists[3]]),
+    mscc_slots, used_slots, proxy_slots = lists[1], lists[2], lists[3]
+    return _build_ccr(
+        _text(buf, session_slot),  # session_id
+        _ascii(buf, host_slot),  # origin_host
+        _ascii(buf, realm_slot),  # origin_realm
+        _ascii(buf, dest_slot),  # destination_realm
+        service_context_id,
+        request_type,
+        _u32(buf, number_slot),  # request_number
+        application_id,  # auth_application_id
+        None if destination_host_slot is None else _ascii(buf, destination_host_slot),
+        service_context,
+        requested_action,
+        None if timestamp_slot is None else _time(buf, timestamp_slot),  # event_timestamp
+        tuple(subscriptions),  # subscription_ids
+        None if user_name_slot is None else _text(buf, user_name_slot),  # user_name
+        None if state_slot is None else _u32(buf, state_slot),  # origin_state_id
+        reader.enum(TerminationCause, top[12], ()),  # termination_cause
+        reader.enum(MultipleServicesIndicator, top[14], ()),  # multiple_services_indicator
+        tuple([_mscc(reader, slot) for slot in mscc_slots]) if mscc_slots else (),  # mscc
+        None if requested_slot is None else _requested(reader, requested_slot, ()),  # requested
+        tuple([_used(reader, slot, ()) for slot in used_slots]) if used_slots else (),  # used
+        None  # service_identifier
+        if service_identifier_slot is None
+        else _u32(buf, service_identifier_slot),
+        ims,
+        (*message.tolerated, *notes) if message.is_decoded else tuple(notes),  # tolerated
+        message,
+        tuple([_slot_avp(buf, slot) for slot in proxy_slots]) if proxy_slots else (),
     )
 
 
@@ -903,7 +935,7 @@ def _subscription(
         raise _missing(_A.SUBSCRIPTION_ID_DATA, 0, parents)
     kind = reader.enum(SubscriptionIdType, type_slot, parents)
     assert kind is not None
-    return SubscriptionId(kind, _text(reader.buf, data_slot))
+    return _build_subscription(kind, _text(reader.buf, data_slot))
 
 
 def _mscc(reader: _Reader, slot: _Slot) -> MsccRequest:
@@ -912,19 +944,20 @@ def _mscc(reader: _Reader, slot: _Slot) -> MsccRequest:
     members, lists = reader.collect(slot[2], slot[3], _MSCC_SINGLE, _MSCC_MULTI, parents)
     rating_slot, requested_slot, reason_slot = members
     triggers: list[int] = []
-    for trigger in lists[2]:
+    service_slots, used_slots, trigger_slots = lists
+    for trigger in trigger_slots:
         inner_parents = (*parents, trigger)
         _, trigger_types = reader.collect(
             trigger[2], trigger[3], _NONE, _TRIGGER_MULTI, inner_parents
         )
         triggers.extend(_i32(buf, item) for item in trigger_types[0])
-    return MsccRequest(
-        rating_group=None if rating_slot is None else _u32(buf, rating_slot),
-        service_identifiers=tuple(_u32(buf, item) for item in lists[0]),
-        requested=None if requested_slot is None else _requested(reader, requested_slot, parents),
-        used=tuple([_used(reader, item, parents) for item in lists[1]]),
-        reporting_reason=reader.enum(ReportingReason, reason_slot, parents),
-        trigger_types=tuple(triggers),
+    return _build_mscc(
+        None if rating_slot is None else _u32(buf, rating_slot),  # rating_group
+        tuple([_u32(buf, item) for item in service_slots]) if service_slots else (),
+        None if requested_slot is None else _requested(reader, requested_slot, parents),
+        tuple([_used(reader, item, parents) for item in used_slots]) if used_slots else (),
+        reader.enum(ReportingReason, reason_slot, parents),  # reporting_reason
+        tuple(triggers),  # trigger_types
     )
 
 
@@ -940,13 +973,13 @@ def _requested(reader: _Reader, slot: _Slot, outer: tuple[_Slot | Avp, ...]) -> 
     buf = reader.buf
     members, _, parents = _units(reader, slot, outer)
     time_slot, total_slot, input_slot, output_slot, units_slot, money_slot = members[:6]
-    return RequestedUnits(
-        cc_time=None if time_slot is None else _u32(buf, time_slot),
-        cc_total_octets=None if total_slot is None else _u64(buf, total_slot),
-        cc_input_octets=None if input_slot is None else _u64(buf, input_slot),
-        cc_output_octets=None if output_slot is None else _u64(buf, output_slot),
-        cc_service_specific_units=None if units_slot is None else _u64(buf, units_slot),
-        cc_money=None if money_slot is None else _money(reader, money_slot, parents),
+    return _build_requested(
+        None if time_slot is None else _u32(buf, time_slot),  # cc_time
+        None if total_slot is None else _u64(buf, total_slot),  # cc_total_octets
+        None if input_slot is None else _u64(buf, input_slot),  # cc_input_octets
+        None if output_slot is None else _u64(buf, output_slot),  # cc_output_octets
+        None if units_slot is None else _u64(buf, units_slot),  # cc_service_specific_units
+        None if money_slot is None else _money(reader, money_slot, parents),  # cc_money
     )
 
 
@@ -954,16 +987,17 @@ def _used(reader: _Reader, slot: _Slot, outer: tuple[_Slot | Avp, ...]) -> UsedU
     buf = reader.buf
     members, lists, parents = _units(reader, slot, outer)
     time_slot, total_slot, input_slot, output_slot, units_slot, money_slot = members[:6]
-    return UsedUnits(
-        cc_time=None if time_slot is None else _u32(buf, time_slot),
-        cc_total_octets=None if total_slot is None else _u64(buf, total_slot),
-        cc_input_octets=None if input_slot is None else _u64(buf, input_slot),
-        cc_output_octets=None if output_slot is None else _u64(buf, output_slot),
-        cc_service_specific_units=None if units_slot is None else _u64(buf, units_slot),
-        cc_money=None if money_slot is None else _money(reader, money_slot, parents),
-        tariff_change_usage=reader.enum(TariffChangeUsage, members[6], parents),
-        reporting_reason=reader.enum(ReportingReason, members[7], parents),
-        event_charging_timestamps=tuple([_time(buf, item) for item in lists[0]]),
+    stamps = lists[0]
+    return _build_used(
+        None if time_slot is None else _u32(buf, time_slot),  # cc_time
+        None if total_slot is None else _u64(buf, total_slot),  # cc_total_octets
+        None if input_slot is None else _u64(buf, input_slot),  # cc_input_octets
+        None if output_slot is None else _u64(buf, output_slot),  # cc_output_octets
+        None if units_slot is None else _u64(buf, units_slot),  # cc_service_specific_units
+        None if money_slot is None else _money(reader, money_slot, parents),  # cc_money
+        reader.enum(TariffChangeUsage, members[6], parents),  # tariff_change_usage
+        reader.enum(ReportingReason, members[7], parents),  # reporting_reason
+        tuple([_time(buf, item) for item in stamps]) if stamps else (),
     )
 
 
@@ -1017,10 +1051,10 @@ def _ims(reader: _Reader, slot: _Slot, outer: tuple[_Slot | Avp, ...]) -> ImsInf
                 )
             method_slot = ietf_method_slot
             reader.notes.append("Event-Type has the RFC 4740 SIP-Method (393), read as 3GPP's")
-        event_type = EventType(
-            sip_method=None if method_slot is None else _text(buf, method_slot),
-            event=None if event_name_slot is None else _text(buf, event_name_slot),
-            expires=None if expires_slot is None else _u32(buf, expires_slot),
+        event_type = _build_event_type(
+            None if method_slot is None else _text(buf, method_slot),  # sip_method
+            None if event_name_slot is None else _text(buf, event_name_slot),  # event
+            None if expires_slot is None else _u32(buf, expires_slot),  # expires
         )
     request_time = response_time = None
     if members[6] is not None:
@@ -1040,30 +1074,41 @@ def _ims(reader: _Reader, slot: _Slot, outer: tuple[_Slot | Avp, ...]) -> ImsInf
         originating = None if ioi[0] is None else _text(buf, ioi[0])
         terminating = None if ioi[1] is None else _text(buf, ioi[1])
 
-    def text(index: int) -> str | None:
-        found = members[index]
-        return None if found is None else _text(buf, found)
-
-    return ImsInformation(
-        event_type=event_type,
-        role_of_node=reader.enum(RoleOfNode, members[1], parents),
-        node_functionality=reader.enum(NodeFunctionality, members[2], parents),
-        user_session_id=text(3),
-        calling_party_addresses=tuple([_text(buf, item) for item in lists[0]]),
-        called_party_address=text(4),
-        requested_party_addresses=tuple([_text(buf, item) for item in lists[1]]),
-        called_asserted_identities=tuple([_text(buf, item) for item in lists[2]]),
-        ims_charging_identifier=text(5),
-        sip_request_timestamp=request_time,
-        sip_response_timestamp=response_time,
-        originating_ioi=originating,
-        terminating_ioi=terminating,
-        access_network_information=tuple([buf[item[2] : item[3]] for item in lists[4]]),
-        cause_code=None if members[7] is None else _i32(buf, members[7]),
-        alternate_charged_party_address=text(8),
-        number_portability_routing_information=text(9),
-        carrier_select_routing_information=text(10),
-        ims_visited_network_identifier=text(11),
+    calling, requested, asserted, _, access = lists
+    (
+        _,
+        role_slot,
+        node_slot,
+        session_slot,
+        called_slot,
+        icid_slot,
+        _,
+        cause_slot,
+        charged_slot,
+        portability_slot,
+        carrier_slot,
+        visited_slot,
+    ) = members
+    return _build_ims(
+        event_type,
+        reader.enum(RoleOfNode, role_slot, parents),  # role_of_node
+        reader.enum(NodeFunctionality, node_slot, parents),  # node_functionality
+        None if session_slot is None else _text(buf, session_slot),  # user_session_id
+        tuple([_text(buf, item) for item in calling]) if calling else (),
+        None if called_slot is None else _text(buf, called_slot),  # called_party_address
+        tuple([_text(buf, item) for item in requested]) if requested else (),
+        tuple([_text(buf, item) for item in asserted]) if asserted else (),
+        None if icid_slot is None else _text(buf, icid_slot),  # ims_charging_identifier
+        request_time,  # sip_request_timestamp
+        response_time,  # sip_response_timestamp
+        originating,  # originating_ioi
+        terminating,  # terminating_ioi
+        tuple([buf[item[2] : item[3]] for item in access]) if access else (),
+        None if cause_slot is None else _i32(buf, cause_slot),  # cause_code
+        None if charged_slot is None else _text(buf, charged_slot),
+        None if portability_slot is None else _text(buf, portability_slot),
+        None if carrier_slot is None else _text(buf, carrier_slot),
+        None if visited_slot is None else _text(buf, visited_slot),
     )
 
 

@@ -2,7 +2,7 @@
 RAR/ASR and their answers."""
 
 import struct
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -271,6 +271,26 @@ def test_eager_and_lazy_messages_give_the_same_view() -> None:
     eager = decode_ccr(wire(ccr_message(), lazy=False))
     built = decode_ccr(ccr_message())  # an in-memory message is encoded first
     assert lazy == eager == built
+
+
+def test_decoded_views_are_frozen_like_constructed_ones() -> None:
+    # The fast path builds the views without their __init__: they must still be the same
+    # immutable, hashable values.
+    decoded = decode_ccr(wire(encode_ccr(FULL)))
+    assert decoded.mscc[0].used[0] == FULL.mscc[0].used[0]
+    assert hash(replace(decoded, tolerated=(), message=None)) == hash(replace(FULL, message=None))
+    views: list[object] = [
+        decoded,
+        decoded.mscc[0],
+        decoded.mscc[0].requested,
+        decoded.mscc[0].used[0],
+        decoded.subscription_ids[0],
+        decoded.ims,
+        decoded.ims.event_type if decoded.ims else None,
+    ]
+    for view in views:
+        with pytest.raises(FrozenInstanceError):
+            setattr(view, fields(view)[0].name, 1)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
