@@ -422,16 +422,6 @@ class ChargingService:
         log.info("uncharged call", session_id=request.session_id, called=request.called or "")
         return Grant(not_applicable=True)
 
-    @staticmethod
-    def _calling(directory: Directory, request: ChargingRequest) -> str:
-        """The calling number normalised, else as received."""
-        if not request.calling:
-            return ""
-        try:
-            return directory.dial_plan.normalize(request.calling)
-        except NumberFormatError:
-            return request.calling
-
     def _identify(self, directory: Directory, request: ChargingRequest) -> Identified | None:
         found = directory.identify(request.identities)
         if found is None and request.source_ip and request.called:
@@ -677,20 +667,11 @@ class ChargingService:
                 account=account.account_id,
             )
             return Denial(DenialCode.INVALID_NUMBER, str(exc), account.account_id)
-        calling = self._calling(directory, request)
+        calling = _calling(directory, request)
         pending: PendingCheck | None = None
         if self.fraud is not None:
             pending = self.fraud.screen(
-                CallAttempt(
-                    account_id=account.account_id,
-                    called=called,
-                    now=now,
-                    session_id=request.session_id,
-                    calling=calling,
-                    source_ip=request.source_ip or "",
-                    caller_ip=request.caller_ip,
-                    peer=request.peer,
-                ),
+                _attempt(request, account.account_id, called, now, directory, calling),
                 fold=self.fold_fraud,
             )
             if pending.folded is None:
@@ -1494,20 +1475,8 @@ class ChargingService:
         if self.fraud is not None and action is EventAction.DIRECT_DEBIT:
             # A one-off charge is a call as the fraud rules see it (lists, velocity, spend),
             # screened before any money moves; refunds, checks and enquiries move none.
-            calling = self._calling(directory, request)
             verdict = await self.fraud.complete(
-                self.fraud.screen(
-                    CallAttempt(
-                        account_id=account.account_id,
-                        called=called,
-                        now=now,
-                        session_id=request.session_id,
-                        calling=calling,
-                        source_ip=request.source_ip or "",
-                        caller_ip=request.caller_ip,
-                        peer=request.peer,
-                    )
-                )
+                self.fraud.screen(_attempt(request, account.account_id, called, now, directory))
             )
             denial = self._fraud_denial(verdict, request)
             if denial is not None:
@@ -1682,6 +1651,37 @@ class _Stale(Exception):
     def __init__(self, result: StepResult) -> None:
         super().__init__("stale session view")
         self.result = result
+
+
+def _calling(directory: Directory, request: ChargingRequest) -> str:
+    """The calling number normalised, else as received."""
+    if not request.calling:
+        return ""
+    try:
+        return directory.dial_plan.normalize(request.calling)
+    except NumberFormatError:
+        return request.calling
+
+
+def _attempt(
+    request: ChargingRequest,
+    account_id: str,
+    called: str,
+    now: float,
+    directory: Directory,
+    calling: str | None = None,
+) -> CallAttempt:
+    """A call (or a one-off charge) as the fraud checks see it."""
+    return CallAttempt(
+        account_id=account_id,
+        called=called,
+        now=now,
+        session_id=request.session_id,
+        calling=_calling(directory, request) if calling is None else calling,
+        source_ip=request.source_ip or "",
+        caller_ip=request.caller_ip,
+        peer=request.peer,
+    )
 
 
 def _dialled(called: str) -> str:

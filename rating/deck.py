@@ -262,32 +262,21 @@ class Deck:
         entry = self._entries[key_id]
         if at >= self._plain_since:
             return entry  # type: ignore[return-value]
-        if entry.__class__ is Rate:
-            rate: Rate = entry
-            if (
-                rate.effective_from <= at
-                and (rate.effective_to is None or at < rate.effective_to)
-                and (rate.band is None or rate.band.contains(weekday, second_of_day))
-            ):
-                return rate
+        rate = _in_force(entry, at, weekday, second_of_day)
+        if rate is not None:
+            return rate
         return self._lookup_shorter(number, at, weekday, second_of_day)
 
     def _lookup_shorter(
         self, number: str, at: int, weekday: int, second_of_day: int
     ) -> Rate | None:
-        """The walk when the longest prefix has no single rate in force: every prefix of the
+        """The walk when the longest prefix has no rate in force: the shorter prefixes of the
         number, longest first, and each one's rates newest first."""
         entries = self._entries
-        for key_id in reversed([key_id for _prefix, key_id in self._prefixes_of(number)]):
-            entry = entries[key_id]
-            rates: tuple[Rate, ...] = (entry,) if isinstance(entry, Rate) else entry
-            for rate in rates:
-                if (
-                    rate.effective_from <= at
-                    and (rate.effective_to is None or at < rate.effective_to)
-                    and (rate.band is None or rate.band.contains(weekday, second_of_day))
-                ):
-                    return rate
+        for key_id in reversed([key_id for _prefix, key_id in self._prefixes_of(number)][:-1]):
+            rate = _in_force(entries[key_id], at, weekday, second_of_day)
+            if rate is not None:
+                return rate
         return None
 
     def in_force(self, at: int) -> dict[str, list[Rate]]:

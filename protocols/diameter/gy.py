@@ -969,11 +969,13 @@ def _units(
     return members, lists, parents
 
 
-def _requested(reader: _Reader, slot: _Slot, outer: tuple[_Slot | Avp, ...]) -> RequestedUnits:
+def _unit_values(
+    reader: _Reader, members: list[_Slot | None], parents: tuple[_Slot | Avp, ...]
+) -> tuple[Any, ...]:
+    """The six fields Requested- and Used-Service-Unit share, in their order."""
     buf = reader.buf
-    members, _, parents = _units(reader, slot, outer)
     time_slot, total_slot, input_slot, output_slot, units_slot, money_slot = members[:6]
-    return _build_requested(
+    return (
         None if time_slot is None else _u32(buf, time_slot),  # cc_time
         None if total_slot is None else _u64(buf, total_slot),  # cc_total_octets
         None if input_slot is None else _u64(buf, input_slot),  # cc_input_octets
@@ -983,18 +985,17 @@ def _requested(reader: _Reader, slot: _Slot, outer: tuple[_Slot | Avp, ...]) -> 
     )
 
 
+def _requested(reader: _Reader, slot: _Slot, outer: tuple[_Slot | Avp, ...]) -> RequestedUnits:
+    members, _, parents = _units(reader, slot, outer)
+    return _build_requested(*_unit_values(reader, members, parents))
+
+
 def _used(reader: _Reader, slot: _Slot, outer: tuple[_Slot | Avp, ...]) -> UsedUnits:
     buf = reader.buf
     members, lists, parents = _units(reader, slot, outer)
-    time_slot, total_slot, input_slot, output_slot, units_slot, money_slot = members[:6]
     stamps = lists[0]
     return _build_used(
-        None if time_slot is None else _u32(buf, time_slot),  # cc_time
-        None if total_slot is None else _u64(buf, total_slot),  # cc_total_octets
-        None if input_slot is None else _u64(buf, input_slot),  # cc_input_octets
-        None if output_slot is None else _u64(buf, output_slot),  # cc_output_octets
-        None if units_slot is None else _u64(buf, units_slot),  # cc_service_specific_units
-        None if money_slot is None else _money(reader, money_slot, parents),  # cc_money
+        *_unit_values(reader, members, parents),
         reader.enum(TariffChangeUsage, members[6], parents),  # tariff_change_usage
         reader.enum(ReportingReason, members[7], parents),  # reporting_reason
         tuple([_time(buf, item) for item in stamps]) if stamps else (),
