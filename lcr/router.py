@@ -27,6 +27,10 @@ same (a property test holds them together) with less work per call:
   route plans with their typical duration, margin thresholds and entries per prefix;
 - one ``DeckUnion`` over the carriers' decks finds every candidate's rate in one
   longest-prefix walk of the number instead of one walk per carrier;
+- while every rate of those decks is in force (one per prefix, no bands: the usual case) the
+  walk finds only each deck's prefix, and the candidate a plan entry keeps for that prefix
+  stands for its one rate: a decision served from kept candidates reads nothing of the decks
+  but the walk's index (in million-prefix decks every read is a cache miss);
 - a rate's terms and the cost of a typical call on them are computed once per carrier and
   kept (rates are immutable), and so is the candidate built from them while its quality entry
   is the same; the caches are bounded and start afresh when full;
@@ -300,7 +304,15 @@ class _Priced(Candidate):
     the next call with the same rate and quality entry reuses it.
     """
 
-    __slots__ = ("prepared", "rate", "terms", "typical_cost")
+    __slots__ = (
+        "destination",
+        "prefix",
+        "prepared",
+        "rate",
+        "rate_micros",
+        "terms",
+        "typical_cost",
+    )
 
     def __init__(
         self,
@@ -309,6 +321,7 @@ class _Priced(Candidate):
         cost_home: int | Fraction,
         quality: QualityEntry | None,
         rate: Rate,
+        prefix: str,
         terms: RateTerms,
         typical_cost: int,
     ) -> None:
@@ -319,6 +332,11 @@ class _Priced(Candidate):
         self.quality = quality
         self.prepared = prepared
         self.rate = rate
+        # What a route shows of the rate, kept here so that a decision served from this
+        # candidate never reads the rate (nor its deck) again.
+        self.prefix = prefix
+        self.destination = rate.destination
+        self.rate_micros = terms.rate_micros
         self.terms = terms
         self.typical_cost = typical_cost
 
@@ -457,16 +475,21 @@ class Router:
             except NoExchangeRate:
                 # Rare (an exchange rate missing); the reference says what follows.
                 return self._reference.route(request)
+        union = self._union
+        # Decks whose every rate is in force (the usual case): the walk only finds each
+        # deck's prefix, and a candidate kept for that prefix stands for its one rate.
+        plain = union.plain(at)
+        found: list[str | None] = union.prefixes(number, wanted) if wanted and plain else []
         rates = (
-            self._union.lookup(
+            union.lookup(
                 number,
                 at,
                 (at // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7,
                 at % SECONDS_PER_DAY,
                 wanted,
             )
-            if wanted
-            else None
+            if wanted and not plain
+            else []
         )
         snapshot = self._quality.snapshot.entries
         skipped: list[Skipped] = []
@@ -483,13 +506,30 @@ class Router:
                 skipped.append(e.skip)
                 continue
             carrier = e.carrier
-            assert carrier is not None and rates is not None
-            rate = rates[e.slot]
-            if rate is None:
-                skipped.append(
-                    Skipped(carrier.carrier_id, SkipReason.NO_RATE, f"no rate for {number}")
-                )
-                continue
+            assert carrier is not None
+            rate: Rate | None
+            candidate: _Priced | None
+            if plain:
+                prefix = found[e.slot]
+                if prefix is None:
+                    skipped.append(
+                        Skipped(carrier.carrier_id, SkipReason.NO_RATE, f"no rate for {number}")
+                    )
+                    continue
+                candidate = e.candidates.get(prefix)
+                # The rate is read only to price it: a kept candidate is for the same rate.
+                rate = None if candidate is not None else union.rate(e.slot, prefix)
+            else:
+                rate = rates[e.slot]
+                if rate is None:
+                    skipped.append(
+                        Skipped(carrier.carrier_id, SkipReason.NO_RATE, f"no rate for {number}")
+                    )
+                    continue
+                prefix = rate.prefix
+                candidate = e.candidates.get(prefix)
+                if candidate is not None and candidate.rate is not rate:
+                    candidate = None
             quality = snapshot.get((carrier.carrier_id, group)) if snapshot else None
             if quality is not None and quality.state is _DEMOTED:
                 until = datetime.fromtimestamp(quality.demoted_until or 0, UTC)
@@ -497,11 +537,16 @@ class Router:
                     Skipped(carrier.carrier_id, SkipReason.DEMOTED, f"until {until:%H:%M:%S}Z")
                 )
                 continue
-            priced = e.costs.get(rate.prefix)
-            if priced is None or priced[0] is not rate:
-                priced = carrier.price(rate, typical, e.costs)
-            terms = priced[1]
-            cost = priced[2]
+            if candidate is not None:
+                terms = candidate.terms
+                cost = candidate.typical_cost
+            else:
+                assert rate is not None
+                priced = e.costs.get(prefix)
+                if priced is None or priced[0] is not rate:
+                    priced = carrier.price(rate, typical, e.costs)
+                terms = priced[1]
+                cost = priced[2]
             to_home: Fraction | None = None
             if e.foreign:
                 try:
@@ -543,17 +588,14 @@ class Router:
                     )
                     skipped.append(Skipped(carrier.carrier_id, SkipReason.BELOW_MARGIN, failure))
                     continue
-            candidate = e.candidates.get(rate.prefix)
-            if (
-                candidate is None
-                or candidate.rate is not rate
-                or candidate.quality is not quality
-                or e.foreign
-            ):
-                candidate = _Priced(carrier, e, cost_home, quality, rate, terms, cost)
+            if candidate is None or candidate.quality is not quality or e.foreign:
+                if candidate is not None:
+                    rate = candidate.rate
+                assert rate is not None
+                candidate = _Priced(carrier, e, cost_home, quality, rate, prefix, terms, cost)
                 if len(e.candidates) >= COST_CACHE_LIMIT:
                     e.candidates.clear()
-                e.candidates[rate.prefix] = candidate
+                e.candidates[prefix] = candidate
             candidates.append(candidate)
         if not candidates:
             return RouteDecision(
@@ -649,7 +691,6 @@ class Router:
             priced: _Priced = candidate  # type: ignore[assignment]
             prepared = priced.prepared
             carrier = priced.carrier
-            rate = priced.rate
             base = (
                 resolution.rating_number
                 if ported and carrier.send_routing_number
@@ -706,12 +747,12 @@ class Router:
                             if rule_id is None
                             else catalog.apply_caller_id(rule_id, calling),
                             priced.typical_cost,
-                            rate.rate_micros,
+                            priced.rate_micros,
                             prepared.currency,
                             margin,
                             level_margins,
-                            rate.prefix,
-                            rate.destination,
+                            priced.prefix,
+                            priced.destination,
                             group,
                             figures.asr if figures else None,
                             figures.acd_s if figures else None,
