@@ -33,13 +33,19 @@ same (a property test holds them together) with less work per call:
   but the walk's index (in million-prefix decks every read is a cache miss);
 - a rate's terms and the cost of a typical call on them are computed once per carrier and
   kept (rates are immutable), and so is the candidate built from them while its quality entry
-  is the same; the caches are bounded and start afresh when full;
+  is the same;
+- on such decks what a plan prefix's entries give (candidates, carriers left out and why)
+  depends on the prefixes found alone while the quality snapshot is the same, if no usable
+  carrier prices in another currency; it is kept per prefixes found, and a call whose
+  margins all pass takes it as it is (else it is found again, to say which carrier fails);
+- the caches are bounded and start afresh when full;
 - what is rare is left to the reference: a price in a currency without an exchange rate,
   and the wording of a margin failure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from fractions import Fraction
 
@@ -54,7 +60,7 @@ from lcr.decision import (
     no_route_reason,
 )
 from lcr.model import Binding, BindingKind, Carrier, NumberRule, RouteEntry, RoutePlan, Trunk
-from lcr.quality import QualityBoard, QualityEntry, QualityState
+from lcr.quality import QualityBoard, QualityEntry, QualitySnapshot, QualityState
 from lcr.reference import ReferenceRouter
 from lcr.request import RouteRequest
 from lcr.settings import LcrSettings
@@ -273,17 +279,11 @@ class _Plan:
             grouped.setdefault(entry.prefix, []).append(
                 _Entry(entry, carriers.get(entry.carrier_id), typical, home)
             )
-        self.groups: dict[str, tuple[tuple[_Entry, ...], int]] = {}
-        """Prefix -> (its entries, the bits of the decks to look up for them)."""
-        for prefix, entries in grouped.items():
-            wanted = 0
-            for e in entries:
-                if e.skip is None and e.carrier is not None:
-                    wanted |= e.carrier.deck_bit
-            self.groups[prefix] = (tuple(entries), wanted)
+        self.groups = {prefix: _Group(tuple(entries)) for prefix, entries in grouped.items()}
+        """Prefix -> its entries."""
         self.lengths = tuple(sorted({len(p) for p in grouped}, reverse=True))
 
-    def entries_for(self, number: str) -> tuple[str, tuple[tuple[_Entry, ...], int]]:
+    def entries_for(self, number: str) -> tuple[str, _Group]:
         """The longest entry prefix starting ``number`` and its entries (as ``CompiledPlan``)."""
         groups = self.groups
         size = len(number)
@@ -293,7 +293,57 @@ class _Plan:
                 found = groups.get(prefix)
                 if found is not None:
                     return prefix, found
-        return "", ((), 0)
+        return "", _NO_GROUP
+
+
+class _Kept:
+    """What a group's entries gave for some prefixes found: the candidates, in entry order,
+    and the carriers left out."""
+
+    __slots__ = ("candidates", "no_rate", "skipped")
+
+    def __init__(self, candidates: list[Candidate], skipped: list[Skipped]) -> None:
+        self.candidates: tuple[_Priced, ...] = tuple(candidates)  # type: ignore[arg-type]
+        self.skipped = tuple(skipped)
+        self.no_rate: tuple[str | None, ...] | None = None
+        """Per skipped carrier, its id when it has no rate (else None); None: none has."""
+        if any(s.reason is SkipReason.NO_RATE for s in skipped):
+            self.no_rate = tuple(
+                s.carrier_id if s.reason is SkipReason.NO_RATE else None for s in skipped
+            )
+
+    def skipped_for(self, number: str) -> list[Skipped]:
+        """The carriers left out, for a call to ``number``."""
+        if self.no_rate is None:
+            return list(self.skipped)
+        detail = f"no rate for {number}"
+        return [
+            s if carrier_id is None else Skipped(carrier_id, SkipReason.NO_RATE, detail)
+            for s, carrier_id in zip(self.skipped, self.no_rate, strict=True)
+        ]
+
+
+class _Group:
+    """The entries of one plan prefix, and what they gave per prefixes found."""
+
+    __slots__ = ("entries", "kept", "local", "wanted")
+
+    def __init__(self, entries: tuple[_Entry, ...]) -> None:
+        self.entries = entries
+        self.wanted = 0
+        """The bits of the decks to look up for the entries."""
+        for e in entries:
+            if e.skip is None and e.carrier is not None:
+                self.wanted |= e.carrier.deck_bit
+        self.local = not any(e.foreign for e in entries if e.skip is None)
+        """No usable carrier prices in another currency (whose cost moves with the
+        exchange rate): what the entries give depends on the prefixes found alone."""
+        self.kept: dict[tuple[str | None, ...], _Kept] = {}
+        """Each deck's prefix found (by position) -> what the entries gave for them, while
+        the quality snapshot is the same."""
+
+
+_NO_GROUP = _Group(())
 
 
 class _Priced(Candidate):
@@ -333,10 +383,12 @@ class _Priced(Candidate):
         self.prepared = prepared
         self.rate = rate
         # What a route shows of the rate, kept here so that a decision served from this
-        # candidate never reads the rate (nor its deck) again.
+        # candidate never reads the rate (nor its deck) again. The price is a new int: a
+        # route holding the deck's own would write to it (its reference count), out among
+        # the million others of the deck, at every decision.
         self.prefix = prefix
         self.destination = rate.destination
-        self.rate_micros = terms.rate_micros
+        self.rate_micros = terms.rate_micros + 0
         self.terms = terms
         self.typical_cost = typical_cost
 
@@ -398,6 +450,8 @@ class Router:
         self._default_plan = (
             self._plans.get(settings.default_route_plan) if settings.default_route_plan else None
         )
+        self._kept_for: QualitySnapshot | None = None
+        """The quality snapshot the groups' kept results were found with."""
 
     @property
     def quality(self) -> QualityBoard:
@@ -453,9 +507,9 @@ class Router:
             )
         number = resolution.rating_number
         typical = prepared.typical
-        group, (entries, wanted) = prepared.entries_for(number)
+        group, found_group = prepared.entries_for(number)
         strategy = prepared.compiled.strategy_for(number)
-        if not entries:
+        if not found_group.entries:
             return RouteDecision(
                 resolution,
                 prepared.plan_id,
@@ -475,11 +529,109 @@ class Router:
             except NoExchangeRate:
                 # Rare (an exchange rate missing); the reference says what follows.
                 return self._reference.route(request)
+        snapshot = self._quality.snapshot
+        if snapshot is not self._kept_for:
+            self._forget_kept(snapshot)
         union = self._union
+        wanted = found_group.wanted
+        candidates: list[Candidate] | None = None
+        skipped: list[Skipped]
+        key: tuple[str | None, ...] | None = None
+        found: list[str | None] = []
         # Decks whose every rate is in force (the usual case): the walk only finds each
-        # deck's prefix, and a candidate kept for that prefix stands for its one rate.
+        # deck's prefix, and the prefixes found decide the candidates and skipped carriers.
         plain = union.plain(at)
-        found: list[str | None] = union.prefixes(number, wanted) if wanted and plain else []
+        if plain:
+            if wanted:
+                found = union.prefixes(number, wanted)
+            if found_group.local:
+                key = tuple(found)
+                kept = found_group.kept.get(key)
+                if kept is not None and (
+                    revenues is None or _all_pay(kept.candidates, prepared, revenues)
+                ):
+                    candidates = list(kept.candidates)
+                    skipped = kept.skipped_for(number)
+        if candidates is None:
+            candidates, skipped, reusable = self._candidates(
+                found_group.entries,
+                wanted,
+                prepared,
+                group,
+                number,
+                plain,
+                found,
+                revenues,
+                price,
+                at,
+                snapshot.entries,
+            )
+            if key is not None and reusable:
+                kept_map = found_group.kept
+                if len(kept_map) >= COST_CACHE_LIMIT:
+                    kept_map.clear()
+                kept_map[key] = _Kept(candidates, skipped)
+        if not candidates:
+            return RouteDecision(
+                resolution,
+                prepared.plan_id,
+                strategy.name,
+                typical,
+                home,
+                (),
+                tuple(skipped),
+                no_route_reason(s.reason for s in skipped),
+            )
+        ranked, dropped = strategy.rank(
+            candidates,
+            _new(RankContext, (request.seed, prepared.plan.quality_floor, self.settings.quality)),
+        )
+        if dropped:
+            skipped.extend(Skipped(c.carrier_id, reason, detail) for c, reason, detail in dropped)
+        routes = self._routes(
+            ranked,
+            resolution,
+            request,
+            account_binding,
+            tariff_binding,
+            group,
+            skipped,
+            revenues[0] if revenues is not None else None,
+        )
+        return _new(
+            RouteDecision,
+            (
+                resolution,
+                prepared.plan_id,
+                strategy.name,
+                typical,
+                home,
+                routes,
+                tuple(skipped),
+                None if routes else no_route_reason(s.reason for s in skipped),
+            ),
+        )
+
+    def _candidates(
+        self,
+        entries: tuple[_Entry, ...],
+        wanted: int,
+        prepared: _Plan,
+        group: str,
+        number: str,
+        plain: bool,
+        found: list[str | None],
+        revenues: list[list[int | Fraction]] | None,
+        price: CallPrice | None,
+        at: int,
+        quality_entries: Mapping[tuple[str, str], QualityEntry],
+    ) -> tuple[list[Candidate], list[Skipped], bool]:
+        """The entries' carriers that may carry the call, those left out, and whether that
+        holds for every call with the same prefixes found whose margins all pass (no carrier
+        left out for its margin or a missing exchange rate)."""
+        union = self._union
+        home = self.home_currency
+        typical = prepared.typical
         rates = (
             union.lookup(
                 number,
@@ -491,9 +643,10 @@ class Router:
             if wanted and not plain
             else []
         )
-        snapshot = self._quality.snapshot.entries
+        snapshot = quality_entries
         skipped: list[Skipped] = []
         candidates: list[Candidate] = []
+        reusable = True
         min_micros = prepared.min_micros
         percent_num = prepared.percent_num
         percent_den = prepared.percent_den
@@ -555,6 +708,7 @@ class Router:
                     skipped.append(
                         Skipped(carrier.carrier_id, SkipReason.NO_EXCHANGE_RATE, str(exc))
                     )
+                    reusable = False
                     continue
             cost_home: int | Fraction = cost if to_home is None else cost * to_home
             if revenues is not None:
@@ -587,6 +741,7 @@ class Router:
                         [],
                     )
                     skipped.append(Skipped(carrier.carrier_id, SkipReason.BELOW_MARGIN, failure))
+                    reusable = False
                     continue
             if candidate is None or candidate.quality is not quality or e.foreign:
                 if candidate is not None:
@@ -597,46 +752,14 @@ class Router:
                     e.candidates.clear()
                 e.candidates[prefix] = candidate
             candidates.append(candidate)
-        if not candidates:
-            return RouteDecision(
-                resolution,
-                prepared.plan_id,
-                strategy.name,
-                typical,
-                home,
-                (),
-                tuple(skipped),
-                no_route_reason(s.reason for s in skipped),
-            )
-        ranked, dropped = strategy.rank(
-            candidates,
-            _new(RankContext, (request.seed, prepared.plan.quality_floor, self.settings.quality)),
-        )
-        if dropped:
-            skipped.extend(Skipped(c.carrier_id, reason, detail) for c, reason, detail in dropped)
-        routes = self._routes(
-            ranked,
-            resolution,
-            request,
-            account_binding,
-            tariff_binding,
-            group,
-            skipped,
-            revenues[0] if revenues is not None else None,
-        )
-        return _new(
-            RouteDecision,
-            (
-                resolution,
-                prepared.plan_id,
-                strategy.name,
-                typical,
-                home,
-                routes,
-                tuple(skipped),
-                None if routes else no_route_reason(s.reason for s in skipped),
-            ),
-        )
+        return candidates, skipped, reusable
+
+    def _forget_kept(self, snapshot: QualitySnapshot) -> None:
+        """Start the groups' kept results afresh for another quality snapshot."""
+        for plan in self._plans.values():
+            for found_group in plan.groups.values():
+                found_group.kept.clear()
+        self._kept_for = snapshot
 
     def _revenues(
         self, durations: tuple[int, ...], price: CallPrice, at: int
@@ -769,6 +892,38 @@ class Router:
                     )
                 )
         return tuple(routes)
+
+
+def _all_pay(
+    candidates: tuple[_Priced, ...], prepared: _Plan, revenues: list[list[int | Fraction]]
+) -> bool:
+    """Whether every level pays every candidate's cost plus the margin, at every duration."""
+    min_micros = prepared.min_micros
+    percent_num = prepared.percent_num
+    percent_den = prepared.percent_den
+    if len(revenues) == 1 and len(revenues[0]) == 1:
+        revenue = revenues[0][0]
+        for candidate in candidates:
+            left = revenue - candidate.cost_home
+            if left < min_micros or (
+                percent_num and left * 100 * percent_den < percent_num * revenue
+            ):
+                return False
+        return True
+    durations = prepared.durations
+    for candidate in candidates:
+        if _short(
+            revenues,
+            durations,
+            candidate.terms,
+            candidate.cost_home,
+            None,
+            min_micros,
+            percent_num,
+            percent_den,
+        ):
+            return False
+    return True
 
 
 def _short(
