@@ -45,7 +45,7 @@ same (a property test holds them together) with less work per call:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
 
@@ -64,7 +64,7 @@ from lcr.quality import QualityBoard, QualityEntry, QualitySnapshot, QualityStat
 from lcr.reference import ReferenceRouter
 from lcr.request import RouteRequest
 from lcr.settings import LcrSettings
-from lcr.strategies import Candidate, RankContext
+from lcr.strategies import Candidate, RankContext, Strategy
 from lcr.strategies.weighted import weighted_order
 from rating.billing import RateTerms
 from rating.currency import FxTable, NoExchangeRate
@@ -300,17 +300,52 @@ class _Kept:
     """What a group's entries gave for some prefixes found: the candidates, in entry order,
     and the carriers left out."""
 
-    __slots__ = ("candidates", "no_rate", "skipped")
+    __slots__ = ("candidates", "dearest", "drops", "no_rate", "ranked", "skipped", "strategy")
 
     def __init__(self, candidates: list[Candidate], skipped: list[Skipped]) -> None:
         self.candidates: tuple[_Priced, ...] = tuple(candidates)  # type: ignore[arg-type]
+        self.dearest = max((c.cost_home for c in candidates), default=0)
+        """The highest cost: a margin is short for a dearer carrier if it is for a cheaper."""
         self.skipped = tuple(skipped)
+        self.strategy: Strategy | None = None
+        """The strategy that ranked the candidates last, if it needs no seed."""
+        self.ranked: tuple[Candidate, ...] = ()
+        self.drops: tuple[Skipped, ...] = ()
+        """The candidates the strategy left out."""
         self.no_rate: tuple[str | None, ...] | None = None
         """Per skipped carrier, its id when it has no rate (else None); None: none has."""
         if any(s.reason is SkipReason.NO_RATE for s in skipped):
             self.no_rate = tuple(
                 s.carrier_id if s.reason is SkipReason.NO_RATE else None for s in skipped
             )
+
+    def pays(self, prepared: _Plan, revenues: list[list[int | Fraction]]) -> bool:
+        """Whether every level pays every candidate's cost plus the margin, at every duration."""
+        min_micros = prepared.min_micros
+        percent_num = prepared.percent_num
+        percent_den = prepared.percent_den
+        if len(revenues) == 1 and len(revenues[0]) == 1:
+            # One level, one duration: the margin left falls as the cost rises.
+            revenue = revenues[0][0]
+            left = revenue - self.dearest
+            return not (
+                left < min_micros
+                or (percent_num and left * 100 * percent_den < percent_num * revenue)
+            )
+        durations = prepared.durations
+        return not any(
+            _short(
+                revenues,
+                durations,
+                candidate.terms,
+                candidate.cost_home,
+                None,
+                min_micros,
+                percent_num,
+                percent_den,
+            )
+            for candidate in self.candidates
+        )
 
     def skipped_for(self, number: str) -> list[Skipped]:
         """The carriers left out, for a call to ``number``."""
@@ -537,6 +572,7 @@ class Router:
         candidates: list[Candidate] | None = None
         skipped: list[Skipped]
         key: tuple[str | None, ...] | None = None
+        kept: _Kept | None = None
         found: list[str | None] = []
         # Decks whose every rate is in force (the usual case): the walk only finds each
         # deck's prefix, and the prefixes found decide the candidates and skipped carriers.
@@ -547,11 +583,11 @@ class Router:
             if found_group.local:
                 key = tuple(found)
                 kept = found_group.kept.get(key)
-                if kept is not None and (
-                    revenues is None or _all_pay(kept.candidates, prepared, revenues)
-                ):
+                if kept is not None and (revenues is None or kept.pays(prepared, revenues)):
                     candidates = list(kept.candidates)
                     skipped = kept.skipped_for(number)
+                else:
+                    kept = None
         if candidates is None:
             candidates, skipped, reusable = self._candidates(
                 found_group.entries,
@@ -570,7 +606,7 @@ class Router:
                 kept_map = found_group.kept
                 if len(kept_map) >= COST_CACHE_LIMIT:
                     kept_map.clear()
-                kept_map[key] = _Kept(candidates, skipped)
+                kept = kept_map[key] = _Kept(candidates, skipped)
         if not candidates:
             return RouteDecision(
                 resolution,
@@ -582,12 +618,25 @@ class Router:
                 tuple(skipped),
                 no_route_reason(s.reason for s in skipped),
             )
-        ranked, dropped = strategy.rank(
-            candidates,
-            _new(RankContext, (request.seed, prepared.plan.quality_floor, self.settings.quality)),
-        )
-        if dropped:
-            skipped.extend(Skipped(c.carrier_id, reason, detail) for c, reason, detail in dropped)
+        ranked: Sequence[Candidate]
+        if kept is not None and kept.strategy is strategy:
+            ranked = kept.ranked
+            drops = kept.drops
+        else:
+            order, dropped = strategy.rank(
+                candidates,
+                _new(
+                    RankContext, (request.seed, prepared.plan.quality_floor, self.settings.quality)
+                ),
+            )
+            ranked = order
+            drops = tuple(Skipped(c.carrier_id, reason, detail) for c, reason, detail in dropped)
+            if kept is not None and not strategy.uses_seed:
+                kept.strategy = strategy
+                kept.ranked = tuple(order)
+                kept.drops = drops
+        if drops:
+            skipped.extend(drops)
         routes = self._routes(
             ranked,
             resolution,
@@ -785,7 +834,7 @@ class Router:
 
     def _routes(
         self,
-        ranked: list[Candidate],
+        ranked: Sequence[Candidate],
         resolution: NumberResolution,
         request: RouteRequest,
         account_binding: Binding | None,
@@ -892,38 +941,6 @@ class Router:
                     )
                 )
         return tuple(routes)
-
-
-def _all_pay(
-    candidates: tuple[_Priced, ...], prepared: _Plan, revenues: list[list[int | Fraction]]
-) -> bool:
-    """Whether every level pays every candidate's cost plus the margin, at every duration."""
-    min_micros = prepared.min_micros
-    percent_num = prepared.percent_num
-    percent_den = prepared.percent_den
-    if len(revenues) == 1 and len(revenues[0]) == 1:
-        revenue = revenues[0][0]
-        for candidate in candidates:
-            left = revenue - candidate.cost_home
-            if left < min_micros or (
-                percent_num and left * 100 * percent_den < percent_num * revenue
-            ):
-                return False
-        return True
-    durations = prepared.durations
-    for candidate in candidates:
-        if _short(
-            revenues,
-            durations,
-            candidate.terms,
-            candidate.cost_home,
-            None,
-            min_micros,
-            percent_num,
-            percent_den,
-        ):
-            return False
-    return True
 
 
 def _short(
