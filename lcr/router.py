@@ -504,7 +504,7 @@ class Router:
         """Look the dialled number up in the portability table."""
         ported = self.catalog.portability.lookup(number)
         if ported is None:
-            return NumberResolution(number, number)
+            return _new(NumberResolution, (number, number, "", ""))
         rating = ported.routing_number + number if self._prefix_mode else ported.routing_number
         return NumberResolution(number, rating, ported.routing_number, ported.carrier_id)
 
@@ -569,7 +569,7 @@ class Router:
             self._forget_kept(snapshot)
         union = self._union
         wanted = found_group.wanted
-        candidates: list[Candidate] | None = None
+        candidates: Sequence[Candidate] | None = None
         skipped: list[Skipped]
         key: tuple[str | None, ...] | None = None
         kept: _Kept | None = None
@@ -584,7 +584,7 @@ class Router:
                 key = tuple(found)
                 kept = found_group.kept.get(key)
                 if kept is not None and (revenues is None or kept.pays(prepared, revenues)):
-                    candidates = list(kept.candidates)
+                    candidates = kept.candidates
                     skipped = kept.skipped_for(number)
                 else:
                     kept = None
@@ -606,7 +606,13 @@ class Router:
                 kept_map = found_group.kept
                 if len(kept_map) >= COST_CACHE_LIMIT:
                     kept_map.clear()
-                kept = kept_map[key] = _Kept(candidates, skipped)
+                kept = _Kept(candidates, skipped)
+                # Keyed by the candidates' own prefix texts where it can be: the lookup
+                # compares the key's texts, and a route takes the candidate's text anyway.
+                texts = list(key)
+                for priced in kept.candidates:
+                    texts[priced.prepared.deck_slot] = priced.prefix
+                kept_map[tuple(texts)] = kept
         if not candidates:
             return RouteDecision(
                 resolution,
@@ -624,7 +630,7 @@ class Router:
             drops = kept.drops
         else:
             order, dropped = strategy.rank(
-                candidates,
+                list(candidates),
                 _new(
                     RankContext, (request.seed, prepared.plan.quality_floor, self.settings.quality)
                 ),
@@ -815,6 +821,11 @@ class Router:
     ) -> list[list[int | Fraction]]:
         """What every level pays at each duration, in the operator's currency."""
         home = self.home_currency
+        levels = price.levels
+        if len(durations) == 1 and len(levels) == 1 and levels[0].currency == home:
+            # One level in the operator's currency, one duration: the usual case.
+            costs: list[int | Fraction] = list(price.level_costs(durations[0]))
+            return [costs]
         factors: list[Fraction | None] | None = None
         for position, level in enumerate(price.levels):
             if level.currency != home:
@@ -823,7 +834,7 @@ class Router:
                 factors[position] = self.fx.factor(level.currency, home, at)[0]
         revenues: list[list[int | Fraction]] = []
         for duration in durations:
-            costs: list[int | Fraction] = list(price.level_costs(duration))
+            costs = list(price.level_costs(duration))
             if factors is not None:
                 costs = [
                     amount if factor is None else amount * factor
