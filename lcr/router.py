@@ -869,22 +869,32 @@ class Router:
         )
         seed = request.seed
         ported = bool(resolution.routing_number)
+        dialled = resolution.dialled
+        one = revenues is not None and len(revenues) == 1
+        revenue = revenues[0] if one and revenues is not None else 0
         routes: list[Route] = []
         for candidate in ranked:
             priced: _Priced = candidate  # type: ignore[assignment]
             prepared = priced.prepared
             carrier = priced.carrier
-            base = (
-                resolution.rating_number
-                if ported and carrier.send_routing_number
-                else resolution.dialled
+            carrier_number = (
+                resolution.rating_number if ported and carrier.send_routing_number else dialled
             )
-            carrier_number = base
             for rule in carrier.number_rules:
                 carrier_number = rule.apply(carrier_number)
             quality = priced.quality
-            figures = quality.figures if quality is not None else None
-            probe = quality is not None and quality.state is _PROBE
+            if quality is None:
+                asr = acd_s = ner = pdd_ms = None
+                samples = 0
+                probe = False
+            else:
+                figures = quality.figures
+                asr = figures.asr
+                acd_s = figures.acd_s
+                ner = figures.ner
+                pdd_ms = figures.pdd_ms
+                samples = figures.attempts
+                probe = quality.state is _PROBE
             legs = prepared.legs
             if not prepared.ordered:
                 legs = tuple(
@@ -894,15 +904,19 @@ class Router:
                     )
                 )
             # What each level keeps of a typical call (rounded down to a micro-unit).
-            level_margins: tuple[int, ...] = ()
-            if revenues is not None:
+            margin: int | None
+            level_margins: tuple[int, ...]
+            if one:
+                left = revenue - priced.cost_home
+                margin = left if left.__class__ is int else int(left // 1)
+                level_margins = (margin,)
+            elif revenues is not None:
                 cost_home = priced.cost_home
-                if len(revenues) == 1:
-                    left = revenues[0] - cost_home
-                    level_margins = (left if left.__class__ is int else int(left // 1),)
-                else:
-                    level_margins = tuple(int((r - cost_home) // 1) for r in revenues)
-            margin = level_margins[0] if level_margins else None
+                level_margins = tuple(int((r - cost_home) // 1) for r in revenues)
+                margin = level_margins[0] if level_margins else None
+            else:
+                margin = None
+                level_margins = ()
             for leg in legs:
                 if len(routes) >= limit:
                     skipped.append(
@@ -937,11 +951,11 @@ class Router:
                             priced.prefix,
                             priced.destination,
                             group,
-                            figures.asr if figures else None,
-                            figures.acd_s if figures else None,
-                            figures.ner if figures else None,
-                            figures.pdd_ms if figures else None,
-                            figures.attempts if figures else 0,
+                            asr,
+                            acd_s,
+                            ner,
+                            pdd_ms,
+                            samples,
                             probe,
                             prepared.max_calls,
                             prepared.max_cps,

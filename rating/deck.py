@@ -345,7 +345,7 @@ class DeckUnion:
         slots = self._slots
         size = len(number)
         for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], ()):
-            if length > size:
+            if length > size or not decks & wanted:
                 continue
             prefix = number[:length]
             mask = get(prefix)
