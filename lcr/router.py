@@ -321,6 +321,8 @@ class _Kept:
 
     def pays(self, prepared: _Plan, revenues: list[list[int | Fraction]]) -> bool:
         """Whether every level pays every candidate's cost plus the margin, at every duration."""
+        if not self.candidates:
+            return True
         min_micros = prepared.min_micros
         percent_num = prepared.percent_num
         percent_den = prepared.percent_den
@@ -487,6 +489,8 @@ class Router:
         )
         self._kept_for: QualitySnapshot | None = None
         """The quality snapshot the groups' kept results were found with."""
+        self._keeping: list[_Group] = []
+        """The groups with kept results."""
 
     @property
     def quality(self) -> QualityBoard:
@@ -604,7 +608,9 @@ class Router:
             )
             if key is not None and reusable:
                 kept_map = found_group.kept
-                if len(kept_map) >= COST_CACHE_LIMIT:
+                if not kept_map:
+                    self._keeping.append(found_group)
+                elif len(kept_map) >= COST_CACHE_LIMIT:
                     kept_map.clear()
                 kept = _Kept(candidates, skipped)
                 # Keyed by the candidates' own prefix texts where it can be: the lookup
@@ -811,9 +817,9 @@ class Router:
 
     def _forget_kept(self, snapshot: QualitySnapshot) -> None:
         """Start the groups' kept results afresh for another quality snapshot."""
-        for plan in self._plans.values():
-            for found_group in plan.groups.values():
-                found_group.kept.clear()
+        for found_group in self._keeping:
+            found_group.kept.clear()
+        self._keeping.clear()
         self._kept_for = snapshot
 
     def _revenues(
