@@ -27,15 +27,25 @@ same (a property test holds them together) with less work per call:
   route plans with their typical duration, margin thresholds and entries per prefix;
 - one ``DeckUnion`` over the carriers' decks finds every candidate's rate in one
   longest-prefix walk of the number instead of one walk per carrier;
+- while every rate of those decks is in force (one per prefix, no bands: the usual case) the
+  walk finds only each deck's prefix, and the candidate a plan entry keeps for that prefix
+  stands for its one rate: a decision served from kept candidates reads nothing of the decks
+  but the walk's index (in million-prefix decks every read is a cache miss);
 - a rate's terms and the cost of a typical call on them are computed once per carrier and
   kept (rates are immutable), and so is the candidate built from them while its quality entry
-  is the same; the caches are bounded and start afresh when full;
+  is the same;
+- on such decks what a plan prefix's entries give (candidates, carriers left out and why)
+  depends on the prefixes found alone while the quality snapshot is the same, if no usable
+  carrier prices in another currency; it is kept per prefixes found, and a call whose
+  margins all pass takes it as it is (else it is found again, to say which carrier fails);
+- the caches are bounded and start afresh when full;
 - what is rare is left to the reference: a price in a currency without an exchange rate,
   and the wording of a margin failure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
 
@@ -50,11 +60,11 @@ from lcr.decision import (
     no_route_reason,
 )
 from lcr.model import Binding, BindingKind, Carrier, NumberRule, RouteEntry, RoutePlan, Trunk
-from lcr.quality import QualityBoard, QualityEntry, QualityState
+from lcr.quality import QualityBoard, QualityEntry, QualitySnapshot, QualityState
 from lcr.reference import ReferenceRouter
 from lcr.request import RouteRequest
 from lcr.settings import LcrSettings
-from lcr.strategies import Candidate, RankContext
+from lcr.strategies import Candidate, RankContext, Strategy
 from lcr.strategies.weighted import weighted_order
 from rating.billing import RateTerms
 from rating.currency import FxTable, NoExchangeRate
@@ -269,17 +279,11 @@ class _Plan:
             grouped.setdefault(entry.prefix, []).append(
                 _Entry(entry, carriers.get(entry.carrier_id), typical, home)
             )
-        self.groups: dict[str, tuple[tuple[_Entry, ...], int]] = {}
-        """Prefix -> (its entries, the bits of the decks to look up for them)."""
-        for prefix, entries in grouped.items():
-            wanted = 0
-            for e in entries:
-                if e.skip is None and e.carrier is not None:
-                    wanted |= e.carrier.deck_bit
-            self.groups[prefix] = (tuple(entries), wanted)
+        self.groups = {prefix: _Group(tuple(entries)) for prefix, entries in grouped.items()}
+        """Prefix -> its entries."""
         self.lengths = tuple(sorted({len(p) for p in grouped}, reverse=True))
 
-    def entries_for(self, number: str) -> tuple[str, tuple[tuple[_Entry, ...], int]]:
+    def entries_for(self, number: str) -> tuple[str, _Group]:
         """The longest entry prefix starting ``number`` and its entries (as ``CompiledPlan``)."""
         groups = self.groups
         size = len(number)
@@ -289,7 +293,94 @@ class _Plan:
                 found = groups.get(prefix)
                 if found is not None:
                     return prefix, found
-        return "", ((), 0)
+        return "", _NO_GROUP
+
+
+class _Kept:
+    """What a group's entries gave for some prefixes found: the candidates, in entry order,
+    and the carriers left out."""
+
+    __slots__ = ("candidates", "dearest", "drops", "no_rate", "ranked", "skipped", "strategy")
+
+    def __init__(self, candidates: list[Candidate], skipped: list[Skipped]) -> None:
+        self.candidates: tuple[_Priced, ...] = tuple(candidates)  # type: ignore[arg-type]
+        self.dearest = max((c.cost_home for c in candidates), default=0)
+        """The highest cost: a margin is short for a dearer carrier if it is for a cheaper."""
+        self.skipped = tuple(skipped)
+        self.strategy: Strategy | None = None
+        """The strategy that ranked the candidates last, if it needs no seed."""
+        self.ranked: tuple[Candidate, ...] = ()
+        self.drops: tuple[Skipped, ...] = ()
+        """The candidates the strategy left out."""
+        self.no_rate: tuple[str | None, ...] | None = None
+        """Per skipped carrier, its id when it has no rate (else None); None: none has."""
+        if any(s.reason is SkipReason.NO_RATE for s in skipped):
+            self.no_rate = tuple(
+                s.carrier_id if s.reason is SkipReason.NO_RATE else None for s in skipped
+            )
+
+    def pays(self, prepared: _Plan, revenues: list[list[int | Fraction]]) -> bool:
+        """Whether every level pays every candidate's cost plus the margin, at every duration."""
+        if not self.candidates:
+            return True
+        min_micros = prepared.min_micros
+        percent_num = prepared.percent_num
+        percent_den = prepared.percent_den
+        if len(revenues) == 1 and len(revenues[0]) == 1:
+            # One level, one duration: the margin left falls as the cost rises.
+            revenue = revenues[0][0]
+            left = revenue - self.dearest
+            return not (
+                left < min_micros
+                or (percent_num and left * 100 * percent_den < percent_num * revenue)
+            )
+        durations = prepared.durations
+        return not any(
+            _short(
+                revenues,
+                durations,
+                candidate.terms,
+                candidate.cost_home,
+                None,
+                min_micros,
+                percent_num,
+                percent_den,
+            )
+            for candidate in self.candidates
+        )
+
+    def skipped_for(self, number: str) -> list[Skipped]:
+        """The carriers left out, for a call to ``number``."""
+        if self.no_rate is None:
+            return list(self.skipped)
+        detail = f"no rate for {number}"
+        return [
+            s if carrier_id is None else Skipped(carrier_id, SkipReason.NO_RATE, detail)
+            for s, carrier_id in zip(self.skipped, self.no_rate, strict=True)
+        ]
+
+
+class _Group:
+    """The entries of one plan prefix, and what they gave per prefixes found."""
+
+    __slots__ = ("entries", "kept", "local", "wanted")
+
+    def __init__(self, entries: tuple[_Entry, ...]) -> None:
+        self.entries = entries
+        self.wanted = 0
+        """The bits of the decks to look up for the entries."""
+        for e in entries:
+            if e.skip is None and e.carrier is not None:
+                self.wanted |= e.carrier.deck_bit
+        self.local = not any(e.foreign for e in entries if e.skip is None)
+        """No usable carrier prices in another currency (whose cost moves with the
+        exchange rate): what the entries give depends on the prefixes found alone."""
+        self.kept: dict[tuple[str | None, ...], _Kept] = {}
+        """Each deck's prefix found (by position) -> what the entries gave for them, while
+        the quality snapshot is the same."""
+
+
+_NO_GROUP = _Group(())
 
 
 class _Priced(Candidate):
@@ -300,7 +391,15 @@ class _Priced(Candidate):
     the next call with the same rate and quality entry reuses it.
     """
 
-    __slots__ = ("prepared", "rate", "terms", "typical_cost")
+    __slots__ = (
+        "destination",
+        "prefix",
+        "prepared",
+        "rate",
+        "rate_micros",
+        "terms",
+        "typical_cost",
+    )
 
     def __init__(
         self,
@@ -309,6 +408,7 @@ class _Priced(Candidate):
         cost_home: int | Fraction,
         quality: QualityEntry | None,
         rate: Rate,
+        prefix: str,
         terms: RateTerms,
         typical_cost: int,
     ) -> None:
@@ -319,6 +419,13 @@ class _Priced(Candidate):
         self.quality = quality
         self.prepared = prepared
         self.rate = rate
+        # What a route shows of the rate, kept here so that a decision served from this
+        # candidate never reads the rate (nor its deck) again. The price is a new int: a
+        # route holding the deck's own would write to it (its reference count), out among
+        # the million others of the deck, at every decision.
+        self.prefix = prefix
+        self.destination = rate.destination
+        self.rate_micros = terms.rate_micros + 0
         self.terms = terms
         self.typical_cost = typical_cost
 
@@ -380,6 +487,10 @@ class Router:
         self._default_plan = (
             self._plans.get(settings.default_route_plan) if settings.default_route_plan else None
         )
+        self._kept_for: QualitySnapshot | None = None
+        """The quality snapshot the groups' kept results were found with."""
+        self._keeping: list[_Group] = []
+        """The groups with kept results."""
 
     @property
     def quality(self) -> QualityBoard:
@@ -397,7 +508,7 @@ class Router:
         """Look the dialled number up in the portability table."""
         ported = self.catalog.portability.lookup(number)
         if ported is None:
-            return NumberResolution(number, number)
+            return _new(NumberResolution, (number, number, "", ""))
         rating = ported.routing_number + number if self._prefix_mode else ported.routing_number
         return NumberResolution(number, rating, ported.routing_number, ported.carrier_id)
 
@@ -435,9 +546,9 @@ class Router:
             )
         number = resolution.rating_number
         typical = prepared.typical
-        group, (entries, wanted) = prepared.entries_for(number)
+        group, found_group = prepared.entries_for(number)
         strategy = prepared.compiled.strategy_for(number)
-        if not entries:
+        if not found_group.entries:
             return RouteDecision(
                 resolution,
                 prepared.plan_id,
@@ -457,20 +568,146 @@ class Router:
             except NoExchangeRate:
                 # Rare (an exchange rate missing); the reference says what follows.
                 return self._reference.route(request)
+        snapshot = self._quality.snapshot
+        if snapshot is not self._kept_for:
+            self._forget_kept(snapshot)
+        union = self._union
+        wanted = found_group.wanted
+        candidates: Sequence[Candidate] | None = None
+        skipped: list[Skipped]
+        key: tuple[str | None, ...] | None = None
+        kept: _Kept | None = None
+        found: list[str | None] = []
+        # Decks whose every rate is in force (the usual case): the walk only finds each
+        # deck's prefix, and the prefixes found decide the candidates and skipped carriers.
+        plain = union.plain(at)
+        if plain:
+            if wanted:
+                found = union.prefixes(number, wanted)
+            if found_group.local:
+                key = tuple(found)
+                kept = found_group.kept.get(key)
+                if kept is not None and (revenues is None or kept.pays(prepared, revenues)):
+                    candidates = kept.candidates
+                    skipped = kept.skipped_for(number)
+                else:
+                    kept = None
+        if candidates is None:
+            candidates, skipped, reusable = self._candidates(
+                found_group.entries,
+                wanted,
+                prepared,
+                group,
+                number,
+                plain,
+                found,
+                revenues,
+                price,
+                at,
+                snapshot.entries,
+            )
+            if key is not None and reusable:
+                kept_map = found_group.kept
+                if not kept_map:
+                    self._keeping.append(found_group)
+                elif len(kept_map) >= COST_CACHE_LIMIT:
+                    kept_map.clear()
+                kept = _Kept(candidates, skipped)
+                # Keyed by the candidates' own prefix texts where it can be: the lookup
+                # compares the key's texts, and a route takes the candidate's text anyway.
+                texts = list(key)
+                for priced in kept.candidates:
+                    texts[priced.prepared.deck_slot] = priced.prefix
+                kept_map[tuple(texts)] = kept
+        if not candidates:
+            return RouteDecision(
+                resolution,
+                prepared.plan_id,
+                strategy.name,
+                typical,
+                home,
+                (),
+                tuple(skipped),
+                no_route_reason(s.reason for s in skipped),
+            )
+        ranked: Sequence[Candidate]
+        if kept is not None and kept.strategy is strategy:
+            ranked = kept.ranked
+            drops = kept.drops
+        else:
+            order, dropped = strategy.rank(
+                list(candidates),
+                _new(
+                    RankContext, (request.seed, prepared.plan.quality_floor, self.settings.quality)
+                ),
+            )
+            ranked = order
+            drops = tuple(Skipped(c.carrier_id, reason, detail) for c, reason, detail in dropped)
+            if kept is not None and not strategy.uses_seed:
+                kept.strategy = strategy
+                kept.ranked = tuple(order)
+                kept.drops = drops
+        if drops:
+            skipped.extend(drops)
+        routes = self._routes(
+            ranked,
+            resolution,
+            request,
+            account_binding,
+            tariff_binding,
+            group,
+            skipped,
+            revenues[0] if revenues is not None else None,
+        )
+        return _new(
+            RouteDecision,
+            (
+                resolution,
+                prepared.plan_id,
+                strategy.name,
+                typical,
+                home,
+                routes,
+                tuple(skipped),
+                None if routes else no_route_reason(s.reason for s in skipped),
+            ),
+        )
+
+    def _candidates(
+        self,
+        entries: tuple[_Entry, ...],
+        wanted: int,
+        prepared: _Plan,
+        group: str,
+        number: str,
+        plain: bool,
+        found: list[str | None],
+        revenues: list[list[int | Fraction]] | None,
+        price: CallPrice | None,
+        at: int,
+        quality_entries: Mapping[tuple[str, str], QualityEntry],
+    ) -> tuple[list[Candidate], list[Skipped], bool]:
+        """The entries' carriers that may carry the call, those left out, and whether that
+        holds for every call with the same prefixes found whose margins all pass (no carrier
+        left out for its margin or a missing exchange rate)."""
+        union = self._union
+        home = self.home_currency
+        typical = prepared.typical
         rates = (
-            self._union.lookup(
+            union.lookup(
                 number,
                 at,
                 (at // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7,
                 at % SECONDS_PER_DAY,
                 wanted,
             )
-            if wanted
-            else None
+            if wanted and not plain
+            else []
         )
-        snapshot = self._quality.snapshot.entries
+        snapshot = quality_entries
         skipped: list[Skipped] = []
         candidates: list[Candidate] = []
+        reusable = True
         min_micros = prepared.min_micros
         percent_num = prepared.percent_num
         percent_den = prepared.percent_den
@@ -483,13 +720,30 @@ class Router:
                 skipped.append(e.skip)
                 continue
             carrier = e.carrier
-            assert carrier is not None and rates is not None
-            rate = rates[e.slot]
-            if rate is None:
-                skipped.append(
-                    Skipped(carrier.carrier_id, SkipReason.NO_RATE, f"no rate for {number}")
-                )
-                continue
+            assert carrier is not None
+            rate: Rate | None
+            candidate: _Priced | None
+            if plain:
+                prefix = found[e.slot]
+                if prefix is None:
+                    skipped.append(
+                        Skipped(carrier.carrier_id, SkipReason.NO_RATE, f"no rate for {number}")
+                    )
+                    continue
+                candidate = e.candidates.get(prefix)
+                # The rate is read only to price it: a kept candidate is for the same rate.
+                rate = None if candidate is not None else union.rate(e.slot, prefix)
+            else:
+                rate = rates[e.slot]
+                if rate is None:
+                    skipped.append(
+                        Skipped(carrier.carrier_id, SkipReason.NO_RATE, f"no rate for {number}")
+                    )
+                    continue
+                prefix = rate.prefix
+                candidate = e.candidates.get(prefix)
+                if candidate is not None and candidate.rate is not rate:
+                    candidate = None
             quality = snapshot.get((carrier.carrier_id, group)) if snapshot else None
             if quality is not None and quality.state is _DEMOTED:
                 until = datetime.fromtimestamp(quality.demoted_until or 0, UTC)
@@ -497,11 +751,16 @@ class Router:
                     Skipped(carrier.carrier_id, SkipReason.DEMOTED, f"until {until:%H:%M:%S}Z")
                 )
                 continue
-            priced = e.costs.get(rate.prefix)
-            if priced is None or priced[0] is not rate:
-                priced = carrier.price(rate, typical, e.costs)
-            terms = priced[1]
-            cost = priced[2]
+            if candidate is not None:
+                terms = candidate.terms
+                cost = candidate.typical_cost
+            else:
+                assert rate is not None
+                priced = e.costs.get(prefix)
+                if priced is None or priced[0] is not rate:
+                    priced = carrier.price(rate, typical, e.costs)
+                terms = priced[1]
+                cost = priced[2]
             to_home: Fraction | None = None
             if e.foreign:
                 try:
@@ -510,6 +769,7 @@ class Router:
                     skipped.append(
                         Skipped(carrier.carrier_id, SkipReason.NO_EXCHANGE_RATE, str(exc))
                     )
+                    reusable = False
                     continue
             cost_home: int | Fraction = cost if to_home is None else cost * to_home
             if revenues is not None:
@@ -542,65 +802,36 @@ class Router:
                         [],
                     )
                     skipped.append(Skipped(carrier.carrier_id, SkipReason.BELOW_MARGIN, failure))
+                    reusable = False
                     continue
-            candidate = e.candidates.get(rate.prefix)
-            if (
-                candidate is None
-                or candidate.rate is not rate
-                or candidate.quality is not quality
-                or e.foreign
-            ):
-                candidate = _Priced(carrier, e, cost_home, quality, rate, terms, cost)
+            if candidate is None or candidate.quality is not quality or e.foreign:
+                if candidate is not None:
+                    rate = candidate.rate
+                assert rate is not None
+                candidate = _Priced(carrier, e, cost_home, quality, rate, prefix, terms, cost)
                 if len(e.candidates) >= COST_CACHE_LIMIT:
                     e.candidates.clear()
-                e.candidates[rate.prefix] = candidate
+                e.candidates[prefix] = candidate
             candidates.append(candidate)
-        if not candidates:
-            return RouteDecision(
-                resolution,
-                prepared.plan_id,
-                strategy.name,
-                typical,
-                home,
-                (),
-                tuple(skipped),
-                no_route_reason(s.reason for s in skipped),
-            )
-        ranked, dropped = strategy.rank(
-            candidates,
-            _new(RankContext, (request.seed, prepared.plan.quality_floor, self.settings.quality)),
-        )
-        if dropped:
-            skipped.extend(Skipped(c.carrier_id, reason, detail) for c, reason, detail in dropped)
-        routes = self._routes(
-            ranked,
-            resolution,
-            request,
-            account_binding,
-            tariff_binding,
-            group,
-            skipped,
-            revenues[0] if revenues is not None else None,
-        )
-        return _new(
-            RouteDecision,
-            (
-                resolution,
-                prepared.plan_id,
-                strategy.name,
-                typical,
-                home,
-                routes,
-                tuple(skipped),
-                None if routes else no_route_reason(s.reason for s in skipped),
-            ),
-        )
+        return candidates, skipped, reusable
+
+    def _forget_kept(self, snapshot: QualitySnapshot) -> None:
+        """Start the groups' kept results afresh for another quality snapshot."""
+        for found_group in self._keeping:
+            found_group.kept.clear()
+        self._keeping.clear()
+        self._kept_for = snapshot
 
     def _revenues(
         self, durations: tuple[int, ...], price: CallPrice, at: int
     ) -> list[list[int | Fraction]]:
         """What every level pays at each duration, in the operator's currency."""
         home = self.home_currency
+        levels = price.levels
+        if len(durations) == 1 and len(levels) == 1 and levels[0].currency == home:
+            # One level in the operator's currency, one duration: the usual case.
+            costs: list[int | Fraction] = list(price.level_costs(durations[0]))
+            return [costs]
         factors: list[Fraction | None] | None = None
         for position, level in enumerate(price.levels):
             if level.currency != home:
@@ -609,7 +840,7 @@ class Router:
                 factors[position] = self.fx.factor(level.currency, home, at)[0]
         revenues: list[list[int | Fraction]] = []
         for duration in durations:
-            costs: list[int | Fraction] = list(price.level_costs(duration))
+            costs = list(price.level_costs(duration))
             if factors is not None:
                 costs = [
                     amount if factor is None else amount * factor
@@ -620,7 +851,7 @@ class Router:
 
     def _routes(
         self,
-        ranked: list[Candidate],
+        ranked: Sequence[Candidate],
         resolution: NumberResolution,
         request: RouteRequest,
         account_binding: Binding | None,
@@ -644,23 +875,32 @@ class Router:
         )
         seed = request.seed
         ported = bool(resolution.routing_number)
+        dialled = resolution.dialled
+        one = revenues is not None and len(revenues) == 1
+        revenue = revenues[0] if one and revenues is not None else 0
         routes: list[Route] = []
         for candidate in ranked:
             priced: _Priced = candidate  # type: ignore[assignment]
             prepared = priced.prepared
             carrier = priced.carrier
-            rate = priced.rate
-            base = (
-                resolution.rating_number
-                if ported and carrier.send_routing_number
-                else resolution.dialled
+            carrier_number = (
+                resolution.rating_number if ported and carrier.send_routing_number else dialled
             )
-            carrier_number = base
             for rule in carrier.number_rules:
                 carrier_number = rule.apply(carrier_number)
             quality = priced.quality
-            figures = quality.figures if quality is not None else None
-            probe = quality is not None and quality.state is _PROBE
+            if quality is None:
+                asr = acd_s = ner = pdd_ms = None
+                samples = 0
+                probe = False
+            else:
+                figures = quality.figures
+                asr = figures.asr
+                acd_s = figures.acd_s
+                ner = figures.ner
+                pdd_ms = figures.pdd_ms
+                samples = figures.attempts
+                probe = quality.state is _PROBE
             legs = prepared.legs
             if not prepared.ordered:
                 legs = tuple(
@@ -670,15 +910,19 @@ class Router:
                     )
                 )
             # What each level keeps of a typical call (rounded down to a micro-unit).
-            level_margins: tuple[int, ...] = ()
-            if revenues is not None:
+            margin: int | None
+            level_margins: tuple[int, ...]
+            if one:
+                left = revenue - priced.cost_home
+                margin = left if left.__class__ is int else int(left // 1)
+                level_margins = (margin,)
+            elif revenues is not None:
                 cost_home = priced.cost_home
-                if len(revenues) == 1:
-                    left = revenues[0] - cost_home
-                    level_margins = (left if left.__class__ is int else int(left // 1),)
-                else:
-                    level_margins = tuple(int((r - cost_home) // 1) for r in revenues)
-            margin = level_margins[0] if level_margins else None
+                level_margins = tuple(int((r - cost_home) // 1) for r in revenues)
+                margin = level_margins[0] if level_margins else None
+            else:
+                margin = None
+                level_margins = ()
             for leg in legs:
                 if len(routes) >= limit:
                     skipped.append(
@@ -706,18 +950,18 @@ class Router:
                             if rule_id is None
                             else catalog.apply_caller_id(rule_id, calling),
                             priced.typical_cost,
-                            rate.rate_micros,
+                            priced.rate_micros,
                             prepared.currency,
                             margin,
                             level_margins,
-                            rate.prefix,
-                            rate.destination,
+                            priced.prefix,
+                            priced.destination,
                             group,
-                            figures.asr if figures else None,
-                            figures.acd_s if figures else None,
-                            figures.ner if figures else None,
-                            figures.pdd_ms if figures else None,
-                            figures.attempts if figures else 0,
+                            asr,
+                            acd_s,
+                            ner,
+                            pdd_ms,
+                            samples,
                             probe,
                             prepared.max_calls,
                             prepared.max_cps,

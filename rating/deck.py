@@ -347,6 +347,52 @@ class DeckUnion:
             self._slots[mask] = pairs
         return pairs
 
+    def plain(self, at: int) -> bool:
+        """Whether every rate of every deck is in force at ``at``, one per prefix, unbanded.
+
+        Then a deck's answer for a number is the one rate of the longest prefix ``prefixes``
+        finds for it, whatever the moment of the call.
+        """
+        return self._open_since is not None and self._open_since <= at
+
+    def prefixes(self, number: str, wanted: int) -> list[str | None]:
+        """The longest prefix of ``number`` that each deck in ``wanted`` has, by position.
+
+        Only the lengths the deck's own lookup tries count; None: the deck has none. When
+        ``plain`` holds at the call's start, each prefix's one rate (``rate``) is the deck's
+        answer, so a caller that keeps what it derived from a rate per prefix need not read
+        the deck at all: in million-prefix decks each read is a cache miss.
+        """
+        found: list[str | None] = [None] * len(self.decks)
+        get = self._masks.get
+        slots = self._slots
+        size = len(number)
+        for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], ()):
+            if length > size or not decks & wanted:
+                continue
+            prefix = number[:length]
+            mask = get(prefix)
+            if mask is None:
+                continue
+            hits = mask & wanted & decks
+            if not hits:
+                continue
+            pairs = slots.get(hits)
+            if pairs is None:
+                pairs = self._pairs(hits)
+            for slot, _bit in pairs:
+                found[slot] = prefix
+            wanted ^= hits
+            if not wanted:
+                break
+        return found
+
+    def rate(self, position: int, prefix: str) -> Rate:
+        """The one rate of a prefix that ``prefixes`` found, while ``plain`` holds."""
+        entry = self._indexes[position][prefix]
+        assert isinstance(entry, Rate)
+        return entry
+
     def lookup(
         self, number: str, at: int, weekday: int, second_of_day: int, wanted: int
     ) -> list[Rate | None]:

@@ -1,8 +1,8 @@
 """Routing strategies, one module each, found by name in a registry.
 
 A route plan names its strategy (and may name another per prefix); ``get`` returns it.
-A new strategy is a module with a class that has ``name`` and ``rank`` (see ``base``),
-registered below.
+A new strategy is a module with a class that has ``name``, ``uses_seed`` and ``rank`` (see
+``base``), registered below.
 """
 
 from __future__ import annotations

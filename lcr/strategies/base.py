@@ -63,6 +63,9 @@ class Strategy(Protocol):
     """Orders candidates; one module per strategy under ``lcr.strategies``."""
 
     name: ClassVar[str]
+    uses_seed: ClassVar[bool]
+    """Whether the order depends on the call's seed; if not, the same candidates in the same
+    context always rank the same, and the router may keep the order."""
 
     def rank(self, candidates: list[Candidate], context: RankContext) -> Ranked:
         """Return the candidates in the order to try them, and those left out."""

@@ -34,6 +34,7 @@ class CostWithQualityFloor:
     """Cheapest first among those good enough."""
 
     name: ClassVar[str] = "cost_with_quality_floor"
+    uses_seed: ClassVar[bool] = False
 
     def rank(self, candidates: list[Candidate], context: RankContext) -> Ranked:
         """Leave out carriers below the floor, then rank by cost."""

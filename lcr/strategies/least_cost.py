@@ -12,6 +12,7 @@ class LeastCost:
     """Order by the full cost of a typical call in the operator's currency."""
 
     name: ClassVar[str] = "least_cost"
+    uses_seed: ClassVar[bool] = False
 
     def rank(self, candidates: list[Candidate], context: RankContext) -> Ranked:
         """Cheapest first; equal costs by priority, then id."""

@@ -11,6 +11,7 @@ class Priority:
     """Lowest priority number first; equal priorities cheapest first."""
 
     name: ClassVar[str] = "priority"
+    uses_seed: ClassVar[bool] = False
 
     def rank(self, candidates: list[Candidate], context: RankContext) -> Ranked:
         """Order by entry priority, carrier priority, cost, id."""

@@ -16,6 +16,7 @@ class Quality:
     """Best quality first."""
 
     name: ClassVar[str] = "quality"
+    uses_seed: ClassVar[bool] = False
 
     def rank(self, candidates: list[Candidate], context: RankContext) -> Ranked:
         """Order by score (high first), NER (high), PDD (low), cost, id."""

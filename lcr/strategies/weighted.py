@@ -37,6 +37,7 @@ class Weighted:
     """Share calls by weight."""
 
     name: ClassVar[str] = "weighted"
+    uses_seed: ClassVar[bool] = True
 
     def rank(self, candidates: list[Candidate], context: RankContext) -> Ranked:
         """Order by weighted draws of this call's seed."""

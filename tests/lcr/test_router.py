@@ -228,6 +228,31 @@ def test_a_demoted_carrier_is_skipped_and_its_probe_is_offered_after_the_cooldow
     assert probing.routes[0].asr == 0.05 and probing.routes[0].samples == 50
 
 
+def test_a_router_follows_the_snapshots_swapped_into_its_quality_board() -> None:
+    board = QualityBoard()
+    r = router(*three_carriers(), board=board)
+    first = r.route(request())
+    assert [x.carrier_id for x in first.routes] == ["cheap", "mid", "dear"]
+    board.snapshot = demoted_board(QualityState.DEMOTED).snapshot
+    demoted = r.route(request())
+    assert [x.carrier_id for x in demoted.routes] == ["mid", "dear"]
+    assert demoted.skipped[0].reason is SkipReason.DEMOTED
+    board.snapshot = QualitySnapshot(T0 + 600)
+    assert r.route(request()) == first
+
+
+def test_the_margin_guard_holds_for_each_call_to_the_same_prefixes() -> None:
+    r = router(*three_carriers())
+    rich = r.route(request(price=sell_price(NUMBER, 20_000)))
+    assert [x.carrier_id for x in rich.routes] == ["cheap", "mid", "dear"]
+    # 0.010/min sold: 0.020 for 120 s, less than "dear" costs (0.024).
+    poor = r.route(request(price=sell_price(NUMBER, 10_000)))
+    assert [x.carrier_id for x in poor.routes] == ["cheap", "mid"]
+    assert [(s.carrier_id, s.reason) for s in poor.skipped] == [("dear", SkipReason.BELOW_MARGIN)]
+    assert r.route(request(price=sell_price(NUMBER, 20_000))) == rich
+    assert r.route(request(price=sell_price(NUMBER, 10_000))) == poor
+
+
 def test_plan_binding_order_account_then_tariff_plan_then_default() -> None:
     carriers, decks, entries = three_carriers()
     bindings = [Binding(BindingKind.TARIFF_PLAN, "retail", "plan")]

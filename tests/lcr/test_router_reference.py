@@ -52,15 +52,22 @@ usually = st.sampled_from([True, True, True, False])
 
 
 @st.composite
-def rates(draw: st.DrawFn) -> Rate:
-    """A rate of any billing, sometimes not yet or no longer in force, sometimes banded."""
+def rates(draw: st.DrawFn, open_ended: bool = False) -> Rate:
+    """A rate of any billing, sometimes not yet or no longer in force, sometimes banded.
+
+    ``open_ended``: in force from its start on, every hour of the week.
+    """
     start = draw(st.sampled_from([0, 0, 0, T0 - HOUR, T0 + HOUR]))
-    end = draw(st.sampled_from([None, None, None, T0, T0 + 2 * HOUR]))
+    end = None if open_ended else draw(st.sampled_from([None, None, None, T0, T0 + 2 * HOUR]))
     if end is not None and end <= start:
         end = None
-    band = draw(
-        st.sampled_from(
-            [None, None, None, Band(0b0011111, 0, 43_200), Band(0b1100000, 72_000, 3_600)]
+    band = (
+        None
+        if open_ended
+        else draw(
+            st.sampled_from(
+                [None, None, None, Band(0b0011111, 0, 43_200), Band(0b1100000, 72_000, 3_600)]
+            )
         )
     )
     return Rate(
@@ -78,8 +85,14 @@ def rates(draw: st.DrawFn) -> Rate:
 
 
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[Router, ReferenceRouter, list[RouteRequest]]:
-    """A catalog, settings, exchange rates, quality and calls, with both routers over them."""
+def worlds(
+    draw: st.DrawFn, open_ended: bool = False
+) -> tuple[Router, ReferenceRouter, list[RouteRequest]]:
+    """A catalog, settings, exchange rates, quality and calls, with both routers over them.
+
+    ``open_ended``: every deck has one rate per prefix, in force from its start on and
+    unbanded (the decks the router walks without reading rates once every one has started).
+    """
     carrier_ids = draw(st.lists(st.sampled_from(CARRIER_IDS), min_size=1, max_size=5, unique=True))
     # Half the worlds are orderly (every carrier usable, every deck with a catch-all rate), so
     # that many calls get several routes; the others go through every way to skip a carrier.
@@ -88,7 +101,16 @@ def worlds(draw: st.DrawFn) -> tuple[Router, ReferenceRouter, list[RouteRequest]
     decks = {
         deck_id: deck(
             deck_id,
-            draw(st.lists(rates(), min_size=1, max_size=10))
+            draw(
+                st.lists(
+                    rates(open_ended),
+                    min_size=1,
+                    max_size=10,
+                    unique_by=(lambda r: r.prefix) if open_ended else None,
+                ).filter(
+                    lambda found: not (open_ended and orderly and "" in {r.prefix for r in found})
+                )
+            )
             + (
                 [Rate("", "any", draw(st.integers(0, 30_000)), 0, 60, 60, 0, 0, None)]
                 if orderly
@@ -290,4 +312,17 @@ def test_router_decides_as_the_reference(
         expected = outcome(reference, request)
         assert outcome(fast, request) == expected
         # Twice: the second decision is served from the cost cache.
+        assert outcome(fast, request) == expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(open_ended=True))
+def test_router_decides_as_the_reference_on_open_ended_decks(
+    world: tuple[Router, ReferenceRouter, list[RouteRequest]],
+) -> None:
+    fast, reference, requests = world
+    for request in requests:
+        expected = outcome(reference, request)
+        assert outcome(fast, request) == expected
+        # Twice: the second decision is served from the candidates kept per prefix.
         assert outcome(fast, request) == expected
