@@ -45,6 +45,7 @@ same (a property test holds them together) with less work per call:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -442,8 +443,10 @@ class Router:
         home_currency: str = "USD",
         quality: QualityBoard | None = None,
         reuse: Router | None = None,
+        now: float | None = None,
     ) -> None:
-        """Prepare the catalog; ``reuse``: a router whose deck index serves if decks match."""
+        """Prepare the catalog; ``reuse``: a router whose deck index serves if decks match;
+        ``now``: the moment whose rates in force the deck index holds (the clock's)."""
         self.catalog = catalog
         self.settings = settings = settings or LcrSettings()
         self.fx = fx or FxTable()
@@ -462,10 +465,17 @@ class Router:
                 slots[deck_id] = len(used)
                 used.append(decks[deck_id])
         previous = reuse._union if reuse is not None else None
+        moment = int(time.time() if now is None else now)
         same = previous is not None and len(previous.decks) == len(used)
         if same and previous is not None:
-            same = all(a is b for a, b in zip(previous.decks, used, strict=True))
-        self._union: DeckUnion = previous if same and previous is not None else DeckUnion(used)
+            same = previous.covers(moment) and all(
+                a is b for a, b in zip(previous.decks, used, strict=True)
+            )
+        # Built on the rates in force now: a deck keeping its history (rates an import ended,
+        # rates scheduled) is walked as if it held only those, until ``rates_change_at``.
+        self._union: DeckUnion = (
+            previous if same and previous is not None else DeckUnion(used, moment)
+        )
         self._carriers: dict[str, _Carrier] = {}
         for carrier_id, view in catalog.carriers.items():
             deck_id = view.carrier.deck_id
@@ -515,6 +525,13 @@ class Router:
     def plan_for(self, account_id: str, tariff_plan_id: str = "") -> RoutePlan | None:
         """The route plan that applies to an account."""
         return self._reference.plan_for(account_id, tariff_plan_id)
+
+    @property
+    def rates_change_at(self) -> int:
+        """When a carrier rate starts or ends after the moment the deck index was built on
+        (UTC second; ``rating.deck.NEVER``: none does): a router built then routes the
+        calls from that moment on the fast walk again."""
+        return self._union.until
 
     # -- routing -----------------------------------------------------------------------
 

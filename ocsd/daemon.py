@@ -244,6 +244,14 @@ class Server:
                 continue
             if self.directory is not None and marker != self.directory.marker:
                 await self.reload("changed")
+            elif (
+                self.routing is not None
+                and self.routing.router is not None
+                and time.time() >= self.routing.router.rates_change_at
+            ):
+                # A carrier rate started or ended: the route index is built on the rates in
+                # force (calls meanwhile are routed right, deck by deck, only slower).
+                await self.reload("carrier rates changed")
 
     async def _export_metrics(self) -> None:
         """Every few seconds: queue depth, CDR writer and fraud counters into /metrics."""

@@ -10,7 +10,7 @@ second of the day, computed once per call by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -279,6 +279,30 @@ class Deck:
                 return rate
         return None
 
+    def window(self, at: int) -> tuple[dict[str, Rate], int, int] | None:
+        """The rate in force at ``at`` of each prefix that has one, and the span [since,
+        until) around ``at`` in which exactly these rates are in force (no rate starts or
+        ends inside it); None when a rate has a band (what is in force depends on the hour).
+        """
+        since, until = 0, NEVER
+        current: dict[str, Rate] = {}
+        for prefix, entry in self._index.items():
+            rates: tuple[Rate, ...] = (entry,) if isinstance(entry, Rate) else entry
+            for rate in rates:  # newest first: the first in force is the lookup's
+                if rate.band is not None:
+                    return None
+                start, end = rate.effective_from, rate.effective_to
+                if start > at:
+                    until = min(until, start)
+                elif end is not None and end <= at:
+                    since = max(since, end)
+                else:
+                    since = max(since, start)
+                    if end is not None:
+                        until = min(until, end)
+                    current.setdefault(prefix, rate)
+        return current, since, until
+
     def in_force(self, at: int) -> dict[str, list[Rate]]:
         """Return the rates effective at ``at``, by prefix (every band)."""
         out: dict[str, list[Rate]] = {}
@@ -299,37 +323,57 @@ class DeckUnion:
     lengths tried, same effective dates and bands, longest prefix first).
     """
 
-    __slots__ = ("_indexes", "_lengths_by_lead", "_masks", "_open_since", "_slots", "decks")
+    __slots__ = (
+        "_indexes",
+        "_lengths_by_lead",
+        "_masks",
+        "_since",
+        "_slots",
+        "_until",
+        "_views",
+        "decks",
+    )
 
     _lengths_by_lead: dict[str, tuple[tuple[int, int], ...]]
 
-    def __init__(self, decks: Sequence[Deck]) -> None:
+    def __init__(self, decks: Sequence[Deck], at: int | None = None) -> None:
+        """``at``: the moment (UTC second) whose rates in force the index is built on, so
+        that decks which keep their rate history (ended rates, rates to come) are walked as
+        if they held only the rates in force (see ``plain``); None: only decks whose every
+        rate is in force for good are."""
         self.decks = tuple(decks)
+        views = [_window_view(deck, at) for deck in self.decks]
+        self._views = all(view is not None for view in views)
+        """The index holds, per deck, the one rate in force of each prefix during
+        ``[_since, _until)``; else every rate of every deck (some deck has banded rates)."""
+        if self._views:
+            indexes = [view[0] for view in views]  # type: ignore[index]
+            lengths = [view[1] for view in views]  # type: ignore[index]
+            self._since = max((view[2] for view in views), default=0)  # type: ignore[index]
+            self._until = min((view[3] for view in views), default=NEVER)  # type: ignore[index]
+        else:
+            indexes = [deck._index for deck in self.decks]
+            lengths = [deck._lengths_by_lead for deck in self.decks]
+            self._since, self._until = NEVER, 0
         # Built with dictionary and set operations in C: only prefixes that several decks
         # share go through Python, once per deck that shares them.
         masks: dict[str, int] = {}
-        open_since: int | None = 0
-        for slot, deck in enumerate(self.decks):
+        for slot, index in enumerate(indexes):
             bit = 1 << slot
-            keys = deck._index.keys()
+            keys = index.keys()
             shared = {prefix: masks[prefix] | bit for prefix in keys & masks.keys()}
             masks.update(dict.fromkeys(keys, bit))
             masks.update(shared)
-            if open_since is not None:
-                open_since = _open_since(deck, open_since)
         self._masks = masks
-        self._indexes = tuple(deck._index for deck in self.decks)
-        self._open_since = open_since
-        """From then on every rate found is in force (one open-ended rate per prefix, no
-        bands), so the walk need not check; None when some deck has dated or banded rates."""
+        self._indexes = tuple(indexes)
         # Per lead, the lengths to probe and which decks probe each: exactly the lengths each
         # deck's own lookup would try for that lead.
         allowed: dict[str, dict[int, int]] = {}
-        for slot, deck in enumerate(self.decks):
+        for slot, by_lead in enumerate(lengths):
             bit = 1 << slot
-            for lead, lengths in deck._lengths_by_lead.items():
+            for lead, found in by_lead.items():
                 per_length = allowed.setdefault(lead, {})
-                for length in lengths:
+                for length in found:
                     per_length[length] = per_length.get(length, 0) | bit
         self._lengths_by_lead = {
             lead: tuple(sorted(per_length.items(), reverse=True))
@@ -347,13 +391,24 @@ class DeckUnion:
             self._slots[mask] = pairs
         return pairs
 
+    def covers(self, at: int) -> bool:
+        """Whether the index serves ``at`` as well as an index built on it would."""
+        return not self._views or self._since <= at < self._until
+
+    @property
+    def until(self) -> int:
+        """When the rates in force the index holds stop being those in force (``NEVER``:
+        they stay)."""
+        return self._until if self._views else NEVER
+
     def plain(self, at: int) -> bool:
-        """Whether every rate of every deck is in force at ``at``, one per prefix, unbanded.
+        """Whether at ``at`` each prefix of the index has one rate, in force, unbanded: the
+        rates in force are those the index was built on (or every rate is in force for good).
 
         Then a deck's answer for a number is the one rate of the longest prefix ``prefixes``
-        finds for it, whatever the moment of the call.
+        finds for it.
         """
-        return self._open_since is not None and self._open_since <= at
+        return self._since <= at < self._until
 
     def prefixes(self, number: str, wanted: int) -> list[str | None]:
         """The longest prefix of ``number`` that each deck in ``wanted`` has, by position.
@@ -397,12 +452,18 @@ class DeckUnion:
         self, number: str, at: int, weekday: int, second_of_day: int, wanted: int
     ) -> list[Rate | None]:
         """The rate of each deck whose bit (``1 << position``) is in ``wanted``, by position."""
+        plain = self._since <= at < self._until
+        if self._views and not plain:
+            # A moment other than the one the index holds: each deck's own walk.
+            return [
+                deck.lookup(number, at, weekday, second_of_day) if wanted >> slot & 1 else None
+                for slot, deck in enumerate(self.decks)
+            ]
         found: list[Rate | None] = [None] * len(self.decks)
         get = self._masks.get
         slots = self._slots
         indexes = self._indexes
         size = len(number)
-        plain = self._open_since is not None and self._open_since <= at
         for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], ()):
             if length > size:
                 continue
@@ -429,6 +490,24 @@ class DeckUnion:
             if not wanted:
                 break
         return found
+
+
+def _window_view(
+    deck: Deck, at: int | None
+) -> tuple[Mapping[str, Rate | tuple[Rate, ...]], dict[str, tuple[int, ...]], int, int] | None:
+    """A deck as ``DeckUnion`` walks it while ``plain``: its index, its lengths by lead and the
+    span [since, until) in which each prefix of that index has one rate, in force; None when
+    some rate is banded (or, with no ``at``, when some rate is dated)."""
+    open_since = _open_since(deck, 0)
+    if open_since is not None:
+        return deck._index, deck._lengths_by_lead, open_since, NEVER
+    if at is None:
+        return None
+    window = deck.window(at)
+    if window is None:
+        return None
+    current, since, until = window
+    return current, _lengths_by_lead(current), since, until  # type: ignore[arg-type]
 
 
 def _open_since(deck: Deck, since: int) -> int | None:
