@@ -1,13 +1,16 @@
 """Routing benchmarks: route decisions per second and memory, on one core.
 
     python bench/lcr.py [--carriers 5] [--prefixes 1000000] [--calls 200000] [--ported 5000000]
+                        [--history]
 
 Builds N carrier decks of P distinct prefixes each (country codes followed by 1-8 random
 digits, different per carrier), a route plan with every carrier for every country code, and
 prices each call first at the customer's chain (as the charging service does) and then
 routes it: portability lookup, plan, 5 carrier deck lookups, typical-call costs, margin guard
 at each level, ranking, number and caller-ID translation. Also builds a ported-number index of
-R rows and reports its memory and lookup rate.
+R rows and reports its memory and lookup rate. ``--history``: carrier decks as they are after a
+second import (every rate ended and replaced, a few new prices scheduled), which the router
+walks on the rates in force.
 
 Rates are given in wall-clock time (``*_per_s``, ``*_us``) and in CPU time of this process
 (``*_cpu``): on a shared machine the CPU figures are the ones to compare between runs, and
@@ -25,6 +28,7 @@ import random
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -51,8 +55,16 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_deck(deck_id: str, prefixes: int, rnd: random.Random, base_rate: int) -> Deck:
-    """A deck of ``prefixes`` distinct prefixes."""
+AT = 1_767_225_600
+"""The calls' start time."""
+
+
+def make_deck(
+    deck_id: str, prefixes: int, rnd: random.Random, base_rate: int, history: bool = False
+) -> Deck:
+    """A deck of ``prefixes`` distinct prefixes; with ``history``, as a deck is after its
+    second import: every rate ended a day before the calls and replaced, and one prefix in a
+    hundred with a new price scheduled a month after them."""
     names = {cc: f"country {cc}" for cc in COUNTRY_CODES}
     seen: set[str] = set()
     rates: list[Rate] = []
@@ -67,6 +79,19 @@ def make_deck(deck_id: str, prefixes: int, rnd: random.Random, base_rate: int) -
         seen.add(prefix)
         per_min = base_rate + rnd.randrange(-base_rate // 2, base_rate)
         rates.append(Rate(prefix, names[cc], per_min, rnd.choice((0, 0, 1000)), 60, 60, 0, 0, None))
+    if history:
+        imported, scheduled = AT - 86_400, AT + 30 * 86_400
+        dated: list[Rate] = []
+        for rate in rates:
+            dated.append(replace(rate, effective_to=imported, rate_micros=rate.rate_micros + 1))
+            if rnd.random() < 0.01:
+                dated.append(replace(rate, effective_from=imported, effective_to=scheduled))
+                dated.append(
+                    replace(rate, effective_from=scheduled, rate_micros=rate.rate_micros - 1)
+                )
+            else:
+                dated.append(replace(rate, effective_from=imported))
+        rates = dated
     return Deck(deck_id, "USD", rates)
 
 
@@ -78,6 +103,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--ported", type=int, default=5_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="carrier decks after a second import: ended rates, and a few scheduled",
+    )
     parser.add_argument(
         "--default-gc",
         action="store_true",
@@ -93,7 +123,9 @@ def main() -> None:
     start_rss = rss_mb()
     t0 = time.perf_counter()
     decks = {
-        f"deck-c{i}": make_deck(f"deck-c{i}", args.prefixes, rnd, 8_000 + 1_000 * i)
+        f"deck-c{i}": make_deck(
+            f"deck-c{i}", args.prefixes, rnd, 8_000 + 1_000 * i, history=args.history
+        )
         for i in range(args.carriers)
     }
     decks["sell"] = make_deck("sell", 1_000, rnd, 40_000)
@@ -111,11 +143,12 @@ def main() -> None:
         decks=decks,
     )
     t0 = time.perf_counter()
-    router = Router(catalog, LcrSettings(), home_currency="USD")
+    router = Router(catalog, LcrSettings(), home_currency="USD", now=AT)
     figures["router_build_s"] = round(time.perf_counter() - t0, 1)
     rater = Rater(decks, {"retail": TariffPlan("retail", deck_id="sell")})
     chain = (Party("op", "acct", "retail", "USD"),)
-    at = 1_767_225_600
+    at = AT
+    figures["history"] = args.history
     numbers = [rnd.choice(COUNTRY_CODES) + str(rnd.randrange(10**9, 10**10)) for _ in range(10_000)]
     prices = [rater.price(chain, n, at) for n in numbers]
     requests = [
