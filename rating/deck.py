@@ -252,13 +252,10 @@ class Deck:
     def lookup(self, number: str, at: int, weekday: int = 0, second_of_day: int = 0) -> Rate | None:
         """Return the rate for ``number`` at UTC second ``at`` (longest prefix first)."""
         key_id = -1
-        prefix = ""
-        for prefix, key_id in self._prefixes_of(number):  # noqa: B007 (the last is the longest)
+        for _prefix, key_id in self._prefixes_of(number):  # noqa: B007 (the last is the longest)
             pass
-        if key_id < 0 or (
-            len(prefix) < LEAD_DIGITS and number[:LEAD_DIGITS] not in self._lengths_by_lead
-        ):
-            return None  # (the same answer as ``DeckUnion`` for numbers no lead covers)
+        if key_id < 0:
+            return None
         entry = self._entries[key_id]
         if at >= self._plain_since:
             return entry  # type: ignore[return-value]
@@ -327,6 +324,7 @@ class DeckUnion:
         "_indexes",
         "_lengths_by_lead",
         "_masks",
+        "_short",
         "_since",
         "_slots",
         "_until",
@@ -375,6 +373,18 @@ class DeckUnion:
                 per_length = allowed.setdefault(lead, {})
                 for length in found:
                     per_length[length] = per_length.get(length, 0) | bit
+        # Prefixes shorter than a lead (a catch-all "", a one-digit country code) start
+        # numbers of every lead: each lead probes those of every deck, and a number whose lead
+        # no prefix starts (a sign, a letter, an empty number) probes only them.
+        short: dict[int, int] = {}
+        for slot, index in enumerate(indexes):
+            bit = 1 << slot
+            for prefix in [p for p in index if len(p) < LEAD_DIGITS]:
+                short[len(prefix)] = short.get(len(prefix), 0) | bit
+                for lead, per_length in allowed.items():
+                    if lead.startswith(prefix):
+                        per_length[len(prefix)] = per_length.get(len(prefix), 0) | bit
+        self._short = tuple(sorted(short.items(), reverse=True))
         self._lengths_by_lead = {
             lead: tuple(sorted(per_length.items(), reverse=True))
             for lead, per_length in allowed.items()
@@ -422,7 +432,7 @@ class DeckUnion:
         get = self._masks.get
         slots = self._slots
         size = len(number)
-        for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], ()):
+        for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], self._short):
             if length > size or not decks & wanted:
                 continue
             prefix = number[:length]
@@ -464,7 +474,7 @@ class DeckUnion:
         slots = self._slots
         indexes = self._indexes
         size = len(number)
-        for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], ()):
+        for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], self._short):
             if length > size:
                 continue
             prefix = number[:length]
