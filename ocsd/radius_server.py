@@ -656,17 +656,25 @@ class RadiusServer:
         view = decode_accounting(packet, self.dictionary)
         status = view.status_type
         arrival = self.clock()
-        event = arrival - (view.delay_time_s or 0)
-        if view.event_timestamp is not None and view.delay_time_s is None:
+        delay = view.delay_time_s
+        event = arrival - (delay or 0)
+        if view.event_timestamp is not None and delay is None:
             event = view.event_timestamp.timestamp()
         ok = encode_reply(packet, Code.ACCOUNTING_RESPONSE, (), client.secret)
-        if status in (AcctStatusType.ACCOUNTING_ON, AcctStatusType.ACCOUNTING_OFF):
+        if status is AcctStatusType.START:
+            request_type = RequestType.INITIAL
+        elif status is AcctStatusType.INTERIM_UPDATE:
+            request_type = RequestType.UPDATE
+        elif status is AcctStatusType.STOP:
+            request_type = RequestType.TERMINATE
+        elif status is AcctStatusType.ACCOUNTING_ON or status is AcctStatusType.ACCOUNTING_OFF:
             await self._close_nas(client.name, "nas restart")
             return ok, "nas_restart"
-        if status not in (AcctStatusType.START, AcctStatusType.INTERIM_UPDATE, AcctStatusType.STOP):
+        else:
             return ok, "ignored"
+        avpairs = view.cisco_avpairs
         key = self._call_key(
-            host, view.h323_conf_id, view.cisco_avpairs, view.session_id, view.h323_call_origin
+            host, view.h323_conf_id, avpairs, view.session_id, view.h323_call_origin
         )
         if key is None:
             return ok, "no_session_id"
@@ -677,53 +685,65 @@ class RadiusServer:
         )
         if total is None and connect is not None and disconnect is not None:
             total = max(0, int(disconnect - connect))
-        cause = ""
-        if view.h323_disconnect_cause_q850 is not None:
-            cause = f"Q.850;cause={view.h323_disconnect_cause_q850}"
-        elif view.terminate_cause is not None:
-            cause = f"RADIUS;Acct-Terminate-Cause={view.terminate_cause}"
-        common: dict[str, Any] = {
-            "session_id": key,
-            "protocol": PROTOCOL,
-            "peer": client.name,
-            "identities": self._candidates(view.user_name, view.calling_station_id),
-            "source_ip": host,
-            "calling": view.calling_station_id,
-            "called": view.called_station_id,
-            "caller_ip": view.h323_remote_address or "",
-            "diversion": view.h323_redirect_number or "",
-            "extra": _extra(
+        # The fields each kind sets; the rest keep ChargingRequest's defaults.
+        opening = False
+        used: int | None
+        answer: float | None = None
+        end_time: float | None = None
+        cause = side = ""
+        if request_type is RequestType.INITIAL:
+            answer = connect if connect is not None else event
+            opening = not self.service.has_session(key)
+            if not opening:
+                request_type = RequestType.UPDATE
+            number, used = 1, 0
+        elif request_type is RequestType.UPDATE:
+            used = total or 0
+            number = 2 + used
+        else:
+            number, used, answer = STOP_NUMBER_BASE + (total or 0), total, connect
+            end_time = disconnect if disconnect is not None else event
+            if view.h323_disconnect_cause_q850 is not None:
+                cause = f"Q.850;cause={view.h323_disconnect_cause_q850}"
+            elif view.terminate_cause is not None:
+                cause = f"RADIUS;Acct-Terminate-Cause={view.terminate_cause}"
+            side = _RELEASE_SIDES.get(avpairs.get("release-source", ""), "")
+        request = ChargingRequest(
+            session_id=key,
+            request_number=number,
+            request_type=request_type,
+            protocol=PROTOCOL,
+            peer=client.name,
+            identities=self._candidates(view.user_name, view.calling_station_id),
+            source_ip=host,
+            calling=view.calling_station_id,
+            called=view.called_station_id,
+            event_time=answer,
+            answer_time=answer,
+            end_time=end_time,
+            units=(UnitRequest(total_used_s=used),),
+            hangup_cause=cause,
+            hangup_side=side,
+            diversion=view.h323_redirect_number or "",
+            caller_ip=view.h323_remote_address or "",
+            extra=_extra(
                 view.user_name,
                 view.session_id,
                 view.h323_conf_id,
                 host,
-                view.cisco_avpairs,
+                avpairs,
                 view.h323_setup_time,
             ),
-        }
+        )
         if status is AcctStatusType.START:
-            answer = connect if connect is not None else event
-            opening = not self.service.has_session(key)
-            request = ChargingRequest(
-                request_number=1,
-                request_type=RequestType.INITIAL if opening else RequestType.UPDATE,
-                answer_time=answer,
-                event_time=answer,
-                units=(UnitRequest(total_used_s=0),),
-                **common,
-            )
-            late = opening and (view.delay_time_s or 0) >= self.service.settings.duplicate_window_s
-            if late:
+            if opening and (delay or 0) >= self.service.settings.duplicate_window_s:
                 # Replayed from a NAS buffer or a proxy's detail file: it continues a session
                 # still open but opens none, since the call may have been charged and closed
                 # since (its Stop then finds the closed marker); a Stop alone is charged.
-                outcome = await self.service.handle(
-                    ChargingRequest(**{**_fields(request), "request_type": RequestType.UPDATE})
-                )
+                request.request_type = RequestType.UPDATE
+                outcome = await self.service.handle(request)
                 if isinstance(outcome, Denial) and outcome.code is DenialCode.UNKNOWN_SESSION:
-                    log.info(
-                        "late start opens no session", session_id=key, delay_s=view.delay_time_s
-                    )
+                    log.info("late start opens no session", session_id=key, delay_s=delay)
                     return ok, "late_start"
             else:
                 outcome = await self.service.handle(request)
@@ -736,28 +756,9 @@ class RadiusServer:
                     outcome = await self.service.handle(
                         ChargingRequest(**{**_fields(request), "request_type": RequestType.UPDATE})
                     )
-            return await self._after_hold(outcome, ok, key, client, host, view)
+            return self._after_hold(outcome, ok, key, client, host, view)
         if status is AcctStatusType.INTERIM_UPDATE:
-            used = total or 0
-            request = ChargingRequest(
-                request_number=2 + used,
-                request_type=RequestType.UPDATE,
-                units=(UnitRequest(total_used_s=used),),
-                **common,
-            )
-            outcome = await self.service.handle(request)
-            return await self._after_hold(outcome, ok, key, client, host, view)
-        request = ChargingRequest(
-            request_number=STOP_NUMBER_BASE + (total or 0),
-            request_type=RequestType.TERMINATE,
-            units=(UnitRequest(total_used_s=total),),
-            answer_time=connect,
-            end_time=disconnect if disconnect is not None else event,
-            event_time=connect,
-            hangup_cause=cause,
-            hangup_side=_RELEASE_SIDES.get(view.cisco_avpairs.get("release-source", ""), ""),
-            **common,
-        )
+            return self._after_hold(await self.service.handle(request), ok, key, client, host, view)
         outcome = await self.service.handle(request)
         if isinstance(outcome, Denial):
             if outcome.code is DenialCode.SERVICE_UNAVAILABLE:
@@ -767,7 +768,7 @@ class RadiusServer:
             return ok, outcome.code.value
         return ok, "uncharged" if outcome.not_applicable else "stop"
 
-    async def _after_hold(
+    def _after_hold(
         self, outcome: Outcome, ok: bytes, key: str, client: _Client, host: str, view: Any
     ) -> tuple[bytes | None, str]:
         if isinstance(outcome, Denial) and outcome.code is DenialCode.SERVICE_UNAVAILABLE:
