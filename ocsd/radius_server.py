@@ -74,6 +74,7 @@ from protocols.radius.packet import (
     DropReason,
     Packet,
     RadiusError,
+    RetransmissionKey,
     decode_packet,
     encode_reply,
     encode_request,
@@ -235,6 +236,68 @@ class _Attrs:
         self.called = d.attribute("Called-Station-Id").number
 
 
+class ReplyCache:
+    """Replies by retransmission key (RFC 5080 section 2.2.2), oldest first.
+
+    An entry is made when a request is taken on (its reply None: still being worked on) and
+    gets the reply when it is answered; either way it lives ``ttl_s`` from when it was last
+    written. At most ``size`` entries: the oldest go first. Stale entries read as absent and
+    are removed from the old end, which is only looked at once its oldest entry can be stale.
+    Times are the caller's monotonic clock.
+    """
+
+    __slots__ = ("_check_at", "_entries", "size", "ttl_s")
+
+    def __init__(self, ttl_s: float, size: int) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._entries: OrderedDict[RetransmissionKey, tuple[float, bytes | None]] = OrderedDict()
+        self._check_at = 0.0
+        """No entry is stale before this time (the oldest entry's expiry when last looked at)."""
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: RetransmissionKey, now: float) -> tuple[float, bytes | None] | None:
+        """The live entry of ``key``: (expiry, reply or None while in progress), or None."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= now:
+            return None
+        return entry
+
+    def start(self, key: RetransmissionKey, now: float) -> None:
+        """``key`` is being worked on (it goes to the new end)."""
+        entries = self._entries
+        entries.pop(key, None)  # a stale entry of the same key
+        entries[key] = (now + self.ttl_s, None)
+        while len(entries) > self.size:
+            entries.popitem(last=False)
+        if now >= self._check_at:
+            self._expire(now)
+
+    def answer(self, key: RetransmissionKey, reply: bytes, now: float) -> None:
+        """``key`` is answered with ``reply`` (it keeps its place)."""
+        entries = self._entries
+        entries[key] = (now + self.ttl_s, reply)
+        if len(entries) > self.size:  # it was pushed out while in progress
+            entries.popitem(last=False)
+
+    def discard(self, key: RetransmissionKey) -> None:
+        """Forget ``key`` (it was not answered: a retransmission is worked on again)."""
+        self._entries.pop(key, None)
+
+    def _expire(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            oldest = next(iter(entries))
+            expiry = entries[oldest][0]
+            if expiry > now:
+                self._check_at = expiry
+                return
+            del entries[oldest]
+        self._check_at = 0.0
+
+
 class _Endpoint(asyncio.DatagramProtocol):
     def __init__(self, server: RadiusServer, kind: str) -> None:
         self.server = server
@@ -327,7 +390,7 @@ class RadiusServer:
         self._attrs = _Attrs(self.dictionary)
         self._networks = _networks(settings.clients)
         self._client_cache: dict[str, _Client | None] = {}
-        self._replies: OrderedDict[tuple[Any, ...], tuple[float, bytes | None]] = OrderedDict()
+        self._replies = ReplyCache(settings.duplicate_cache_s, settings.duplicate_cache_size)
         self._in_flight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._transports: list[asyncio.DatagramTransport] = []
@@ -349,6 +412,8 @@ class RadiusServer:
         self.settings = settings
         self._networks = networks
         self._client_cache = {}
+        self._replies.ttl_s = settings.duplicate_cache_s
+        self._replies.size = settings.duplicate_cache_size
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -453,8 +518,8 @@ class RadiusServer:
             return
         key = retransmission_key(addr, packet)
         now = time.monotonic()
-        cached = self._replies.get(key)
-        if cached is not None and cached[0] > now:
+        cached = self._replies.get(key, now)
+        if cached is not None:
             self.metrics.child(self.metrics.drops, PROTOCOL, "retransmission").inc()
             if cached[1] is not None:
                 transport.sendto(cached[1], addr)
@@ -462,24 +527,11 @@ class RadiusServer:
         if self._in_flight >= self.settings.max_in_flight:
             self._drop("overload", host)
             return
-        self._remember(key, None, now)
+        self._replies.start(key, now)
         self._in_flight += 1
         self._requests.add(
             self._loop.create_task(self._answer(transport, client, host, packet, addr, key))
         )
-
-    def _remember(self, key: tuple[Any, ...], reply: bytes | None, now: float) -> None:
-        replies = self._replies
-        replies[key] = (now + self.settings.duplicate_cache_s, reply)
-        replies.move_to_end(key)
-        while len(replies) > self.settings.duplicate_cache_size:
-            replies.popitem(last=False)
-        # Expire from the old end while it is stale.
-        while replies:
-            oldest_key = next(iter(replies))
-            if replies[oldest_key][0] > now:
-                break
-            replies.popitem(last=False)
 
     async def _answer(
         self,
@@ -488,7 +540,7 @@ class RadiusServer:
         host: str,
         packet: Packet,
         addr: tuple[Any, int],
-        key: tuple[Any, ...],
+        key: RetransmissionKey,
     ) -> None:
         started = time.perf_counter()
         command = "access" if packet.code is not Code.ACCOUNTING_REQUEST else "accounting"
@@ -503,21 +555,21 @@ class RadiusServer:
         except asyncio.CancelledError as exc:
             if not self._requests.absorb(exc):
                 raise
-            self._replies.pop(key, None)
+            self._replies.discard(key)
             self._drop("deadline", host)
             return
         except Exception:
-            self._replies.pop(key, None)
+            self._replies.discard(key)
             log.exception("request failed", client=host, code=packet.code.name)
             self._drop("internal_error", host)
             return
         finally:
             self._in_flight -= 1
         if reply is None:
-            self._replies.pop(key, None)
+            self._replies.discard(key)
             self._drop(result, host)
             return
-        self._remember(key, reply, time.monotonic())
+        self._replies.answer(key, reply, time.monotonic())
         transport.sendto(reply, addr)
         self.metrics.answered(PROTOCOL, command, result, time.perf_counter() - started)
 
