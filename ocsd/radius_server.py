@@ -60,6 +60,7 @@ from ocsd.logs import get_logger
 from ocsd.master import IdentityKind
 from ocsd.metrics import Metrics
 from protocols.radius.attribute import (
+    Attribute,
     cisco_avpair,
     h323_attribute,
     integer_attribute,
@@ -223,9 +224,21 @@ class _Attrs:
     nas_ip: int = field(init=False)
     calling: int = field(init=False)
     called: int = field(init=False)
+    success: Attribute = field(init=False)
+    """h323-return-code 0, in every Access-Accept."""
+    rejections: dict[DenialCode, tuple[Attribute, ...]] = field(init=False)
+    """The Reply-Message and h323-return-code of an Access-Reject, by reason."""
 
     def __post_init__(self) -> None:
         d = self.dictionary
+        self.success = h323_attribute("h323-return-code", H323_SUCCESS, d)
+        self.rejections = {
+            code: (
+                string_attribute(d.attribute("Reply-Message").number, REPLY_MESSAGES[code]),
+                h323_attribute("h323-return-code", H323_RETURN_CODES[code], d),
+            )
+            for code in REPLY_MESSAGES.keys() & H323_RETURN_CODES.keys()
+        }
         self.session_timeout = d.attribute("Session-Timeout").number
         self.reply_message = d.attribute("Reply-Message").number
         self.interim_interval = d.attribute("Acct-Interim-Interval").number
@@ -654,14 +667,14 @@ class RadiusServer:
         attrs = self._attrs
         if isinstance(outcome, Grant) and outcome.not_applicable:
             # An uncharged (emergency) call: accepted with no time limit.
-            unlimited = [h323_attribute("h323-return-code", H323_SUCCESS, self.dictionary)]
+            unlimited = (attrs.success,)
             return encode_reply(packet, Code.ACCESS_ACCEPT, unlimited, client.secret), "uncharged"
         if isinstance(outcome, Grant) and outcome.units and outcome.units[0].granted_s > 0:
             granted = outcome.units[0].granted_s
             attributes: list[tuple[int, bytes]] = [
                 integer_attribute(attrs.session_timeout, granted),
                 h323_attribute("h323-credit-time", granted, self.dictionary),
-                h323_attribute("h323-return-code", H323_SUCCESS, self.dictionary),
+                attrs.success,
             ]
             if self.settings.interim_interval_s:
                 attributes.append(
@@ -693,12 +706,9 @@ class RadiusServer:
                 else DenialCode.CREDIT_LIMIT_REACHED
             )
         )
-        self.metrics.denials.labels(PROTOCOL, code.value).inc()
-        attributes = [
-            string_attribute(attrs.reply_message, REPLY_MESSAGES[code]),
-            h323_attribute("h323-return-code", H323_RETURN_CODES[code], self.dictionary),
-        ]
-        return encode_reply(packet, Code.ACCESS_REJECT, attributes, client.secret), code.value
+        self.metrics.child(self.metrics.denials, PROTOCOL, code.value).inc()
+        rejection = attrs.rejections[code]
+        return encode_reply(packet, Code.ACCESS_REJECT, rejection, client.secret), code.value
 
     # -- Accounting-Request --------------------------------------------------------------
 
@@ -815,7 +825,7 @@ class RadiusServer:
         if isinstance(outcome, Denial):
             if outcome.code is DenialCode.SERVICE_UNAVAILABLE:
                 return None, "backend_unavailable"
-            self.metrics.denials.labels(PROTOCOL, outcome.code.value).inc()
+            self.metrics.child(self.metrics.denials, PROTOCOL, outcome.code.value).inc()
             log.warning("stop not charged", session_id=key, reason=outcome.code.value)
             return ok, outcome.code.value
         return ok, "uncharged" if outcome.not_applicable else "stop"
@@ -832,7 +842,7 @@ class RadiusServer:
         )
         if denied:
             reason = outcome.code.value if isinstance(outcome, Denial) else "credit_exhausted"
-            self.metrics.denials.labels(PROTOCOL, reason).inc()
+            self.metrics.child(self.metrics.denials, PROTOCOL, reason).inc()
             if client.disconnect_port:
                 task = asyncio.ensure_future(
                     self.disconnect(
@@ -896,7 +906,7 @@ class RadiusServer:
                 continue
             outcome = "ack" if reply.code is Code.DISCONNECT_ACK else "nak"
             break
-        self.metrics.requests.labels(PROTOCOL, "disconnect", outcome).inc()
+        self.metrics.child(self.metrics.requests, PROTOCOL, "disconnect", outcome).inc()
         log.info(
             "disconnect",
             nas=client.name,
