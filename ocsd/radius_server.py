@@ -60,6 +60,7 @@ from ocsd.logs import get_logger
 from ocsd.master import IdentityKind
 from ocsd.metrics import Metrics
 from protocols.radius.attribute import (
+    Attribute,
     cisco_avpair,
     h323_attribute,
     integer_attribute,
@@ -74,6 +75,7 @@ from protocols.radius.packet import (
     DropReason,
     Packet,
     RadiusError,
+    RetransmissionKey,
     decode_packet,
     encode_reply,
     encode_request,
@@ -222,9 +224,21 @@ class _Attrs:
     nas_ip: int = field(init=False)
     calling: int = field(init=False)
     called: int = field(init=False)
+    success: Attribute = field(init=False)
+    """h323-return-code 0, in every Access-Accept."""
+    rejections: dict[DenialCode, tuple[Attribute, ...]] = field(init=False)
+    """The Reply-Message and h323-return-code of an Access-Reject, by reason."""
 
     def __post_init__(self) -> None:
         d = self.dictionary
+        self.success = h323_attribute("h323-return-code", H323_SUCCESS, d)
+        self.rejections = {
+            code: (
+                string_attribute(d.attribute("Reply-Message").number, REPLY_MESSAGES[code]),
+                h323_attribute("h323-return-code", H323_RETURN_CODES[code], d),
+            )
+            for code in REPLY_MESSAGES.keys() & H323_RETURN_CODES.keys()
+        }
         self.session_timeout = d.attribute("Session-Timeout").number
         self.reply_message = d.attribute("Reply-Message").number
         self.interim_interval = d.attribute("Acct-Interim-Interval").number
@@ -233,6 +247,68 @@ class _Attrs:
         self.nas_ip = d.attribute("NAS-IP-Address").number
         self.calling = d.attribute("Calling-Station-Id").number
         self.called = d.attribute("Called-Station-Id").number
+
+
+class ReplyCache:
+    """Replies by retransmission key (RFC 5080 section 2.2.2), oldest first.
+
+    An entry is made when a request is taken on (its reply None: still being worked on) and
+    gets the reply when it is answered; either way it lives ``ttl_s`` from when it was last
+    written. At most ``size`` entries: the oldest go first. Stale entries read as absent and
+    are removed from the old end, which is only looked at once its oldest entry can be stale.
+    Times are the caller's monotonic clock.
+    """
+
+    __slots__ = ("_check_at", "_entries", "size", "ttl_s")
+
+    def __init__(self, ttl_s: float, size: int) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._entries: OrderedDict[RetransmissionKey, tuple[float, bytes | None]] = OrderedDict()
+        self._check_at = 0.0
+        """No entry is stale before this time (the oldest entry's expiry when last looked at)."""
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: RetransmissionKey, now: float) -> tuple[float, bytes | None] | None:
+        """The live entry of ``key``: (expiry, reply or None while in progress), or None."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= now:
+            return None
+        return entry
+
+    def start(self, key: RetransmissionKey, now: float) -> None:
+        """``key`` is being worked on (it goes to the new end)."""
+        entries = self._entries
+        entries.pop(key, None)  # a stale entry of the same key
+        entries[key] = (now + self.ttl_s, None)
+        while len(entries) > self.size:
+            entries.popitem(last=False)
+        if now >= self._check_at:
+            self._expire(now)
+
+    def answer(self, key: RetransmissionKey, reply: bytes, now: float) -> None:
+        """``key`` is answered with ``reply`` (it keeps its place)."""
+        entries = self._entries
+        entries[key] = (now + self.ttl_s, reply)
+        if len(entries) > self.size:  # it was pushed out while in progress
+            entries.popitem(last=False)
+
+    def discard(self, key: RetransmissionKey) -> None:
+        """Forget ``key`` (it was not answered: a retransmission is worked on again)."""
+        self._entries.pop(key, None)
+
+    def _expire(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            oldest = next(iter(entries))
+            expiry = entries[oldest][0]
+            if expiry > now:
+                self._check_at = expiry
+                return
+            del entries[oldest]
+        self._check_at = 0.0
 
 
 class _Endpoint(asyncio.DatagramProtocol):
@@ -327,7 +403,7 @@ class RadiusServer:
         self._attrs = _Attrs(self.dictionary)
         self._networks = _networks(settings.clients)
         self._client_cache: dict[str, _Client | None] = {}
-        self._replies: OrderedDict[tuple[Any, ...], tuple[float, bytes | None]] = OrderedDict()
+        self._replies = ReplyCache(settings.duplicate_cache_s, settings.duplicate_cache_size)
         self._in_flight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._transports: list[asyncio.DatagramTransport] = []
@@ -349,6 +425,8 @@ class RadiusServer:
         self.settings = settings
         self._networks = networks
         self._client_cache = {}
+        self._replies.ttl_s = settings.duplicate_cache_s
+        self._replies.size = settings.duplicate_cache_size
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -453,8 +531,8 @@ class RadiusServer:
             return
         key = retransmission_key(addr, packet)
         now = time.monotonic()
-        cached = self._replies.get(key)
-        if cached is not None and cached[0] > now:
+        cached = self._replies.get(key, now)
+        if cached is not None:
             self.metrics.child(self.metrics.drops, PROTOCOL, "retransmission").inc()
             if cached[1] is not None:
                 transport.sendto(cached[1], addr)
@@ -462,24 +540,11 @@ class RadiusServer:
         if self._in_flight >= self.settings.max_in_flight:
             self._drop("overload", host)
             return
-        self._remember(key, None, now)
+        self._replies.start(key, now)
         self._in_flight += 1
         self._requests.add(
             self._loop.create_task(self._answer(transport, client, host, packet, addr, key))
         )
-
-    def _remember(self, key: tuple[Any, ...], reply: bytes | None, now: float) -> None:
-        replies = self._replies
-        replies[key] = (now + self.settings.duplicate_cache_s, reply)
-        replies.move_to_end(key)
-        while len(replies) > self.settings.duplicate_cache_size:
-            replies.popitem(last=False)
-        # Expire from the old end while it is stale.
-        while replies:
-            oldest_key = next(iter(replies))
-            if replies[oldest_key][0] > now:
-                break
-            replies.popitem(last=False)
 
     async def _answer(
         self,
@@ -488,7 +553,7 @@ class RadiusServer:
         host: str,
         packet: Packet,
         addr: tuple[Any, int],
-        key: tuple[Any, ...],
+        key: RetransmissionKey,
     ) -> None:
         started = time.perf_counter()
         command = "access" if packet.code is not Code.ACCOUNTING_REQUEST else "accounting"
@@ -503,21 +568,21 @@ class RadiusServer:
         except asyncio.CancelledError as exc:
             if not self._requests.absorb(exc):
                 raise
-            self._replies.pop(key, None)
+            self._replies.discard(key)
             self._drop("deadline", host)
             return
         except Exception:
-            self._replies.pop(key, None)
+            self._replies.discard(key)
             log.exception("request failed", client=host, code=packet.code.name)
             self._drop("internal_error", host)
             return
         finally:
             self._in_flight -= 1
         if reply is None:
-            self._replies.pop(key, None)
+            self._replies.discard(key)
             self._drop(result, host)
             return
-        self._remember(key, reply, time.monotonic())
+        self._replies.answer(key, reply, time.monotonic())
         transport.sendto(reply, addr)
         self.metrics.answered(PROTOCOL, command, result, time.perf_counter() - started)
 
@@ -602,14 +667,14 @@ class RadiusServer:
         attrs = self._attrs
         if isinstance(outcome, Grant) and outcome.not_applicable:
             # An uncharged (emergency) call: accepted with no time limit.
-            unlimited = [h323_attribute("h323-return-code", H323_SUCCESS, self.dictionary)]
+            unlimited = (attrs.success,)
             return encode_reply(packet, Code.ACCESS_ACCEPT, unlimited, client.secret), "uncharged"
         if isinstance(outcome, Grant) and outcome.units and outcome.units[0].granted_s > 0:
             granted = outcome.units[0].granted_s
             attributes: list[tuple[int, bytes]] = [
                 integer_attribute(attrs.session_timeout, granted),
                 h323_attribute("h323-credit-time", granted, self.dictionary),
-                h323_attribute("h323-return-code", H323_SUCCESS, self.dictionary),
+                attrs.success,
             ]
             if self.settings.interim_interval_s:
                 attributes.append(
@@ -641,12 +706,9 @@ class RadiusServer:
                 else DenialCode.CREDIT_LIMIT_REACHED
             )
         )
-        self.metrics.denials.labels(PROTOCOL, code.value).inc()
-        attributes = [
-            string_attribute(attrs.reply_message, REPLY_MESSAGES[code]),
-            h323_attribute("h323-return-code", H323_RETURN_CODES[code], self.dictionary),
-        ]
-        return encode_reply(packet, Code.ACCESS_REJECT, attributes, client.secret), code.value
+        self.metrics.child(self.metrics.denials, PROTOCOL, code.value).inc()
+        rejection = attrs.rejections[code]
+        return encode_reply(packet, Code.ACCESS_REJECT, rejection, client.secret), code.value
 
     # -- Accounting-Request --------------------------------------------------------------
 
@@ -656,17 +718,25 @@ class RadiusServer:
         view = decode_accounting(packet, self.dictionary)
         status = view.status_type
         arrival = self.clock()
-        event = arrival - (view.delay_time_s or 0)
-        if view.event_timestamp is not None and view.delay_time_s is None:
+        delay = view.delay_time_s
+        event = arrival - (delay or 0)
+        if view.event_timestamp is not None and delay is None:
             event = view.event_timestamp.timestamp()
         ok = encode_reply(packet, Code.ACCOUNTING_RESPONSE, (), client.secret)
-        if status in (AcctStatusType.ACCOUNTING_ON, AcctStatusType.ACCOUNTING_OFF):
+        if status is AcctStatusType.START:
+            request_type = RequestType.INITIAL
+        elif status is AcctStatusType.INTERIM_UPDATE:
+            request_type = RequestType.UPDATE
+        elif status is AcctStatusType.STOP:
+            request_type = RequestType.TERMINATE
+        elif status is AcctStatusType.ACCOUNTING_ON or status is AcctStatusType.ACCOUNTING_OFF:
             await self._close_nas(client.name, "nas restart")
             return ok, "nas_restart"
-        if status not in (AcctStatusType.START, AcctStatusType.INTERIM_UPDATE, AcctStatusType.STOP):
+        else:
             return ok, "ignored"
+        avpairs = view.cisco_avpairs
         key = self._call_key(
-            host, view.h323_conf_id, view.cisco_avpairs, view.session_id, view.h323_call_origin
+            host, view.h323_conf_id, avpairs, view.session_id, view.h323_call_origin
         )
         if key is None:
             return ok, "no_session_id"
@@ -677,53 +747,65 @@ class RadiusServer:
         )
         if total is None and connect is not None and disconnect is not None:
             total = max(0, int(disconnect - connect))
-        cause = ""
-        if view.h323_disconnect_cause_q850 is not None:
-            cause = f"Q.850;cause={view.h323_disconnect_cause_q850}"
-        elif view.terminate_cause is not None:
-            cause = f"RADIUS;Acct-Terminate-Cause={view.terminate_cause}"
-        common: dict[str, Any] = {
-            "session_id": key,
-            "protocol": PROTOCOL,
-            "peer": client.name,
-            "identities": self._candidates(view.user_name, view.calling_station_id),
-            "source_ip": host,
-            "calling": view.calling_station_id,
-            "called": view.called_station_id,
-            "caller_ip": view.h323_remote_address or "",
-            "diversion": view.h323_redirect_number or "",
-            "extra": _extra(
+        # The fields each kind sets; the rest keep ChargingRequest's defaults.
+        opening = False
+        used: int | None
+        answer: float | None = None
+        end_time: float | None = None
+        cause = side = ""
+        if request_type is RequestType.INITIAL:
+            answer = connect if connect is not None else event
+            opening = not self.service.has_session(key)
+            if not opening:
+                request_type = RequestType.UPDATE
+            number, used = 1, 0
+        elif request_type is RequestType.UPDATE:
+            used = total or 0
+            number = 2 + used
+        else:
+            number, used, answer = STOP_NUMBER_BASE + (total or 0), total, connect
+            end_time = disconnect if disconnect is not None else event
+            if view.h323_disconnect_cause_q850 is not None:
+                cause = f"Q.850;cause={view.h323_disconnect_cause_q850}"
+            elif view.terminate_cause is not None:
+                cause = f"RADIUS;Acct-Terminate-Cause={view.terminate_cause}"
+            side = _RELEASE_SIDES.get(avpairs.get("release-source", ""), "")
+        request = ChargingRequest(
+            session_id=key,
+            request_number=number,
+            request_type=request_type,
+            protocol=PROTOCOL,
+            peer=client.name,
+            identities=self._candidates(view.user_name, view.calling_station_id),
+            source_ip=host,
+            calling=view.calling_station_id,
+            called=view.called_station_id,
+            event_time=answer,
+            answer_time=answer,
+            end_time=end_time,
+            units=(UnitRequest(total_used_s=used),),
+            hangup_cause=cause,
+            hangup_side=side,
+            diversion=view.h323_redirect_number or "",
+            caller_ip=view.h323_remote_address or "",
+            extra=_extra(
                 view.user_name,
                 view.session_id,
                 view.h323_conf_id,
                 host,
-                view.cisco_avpairs,
+                avpairs,
                 view.h323_setup_time,
             ),
-        }
+        )
         if status is AcctStatusType.START:
-            answer = connect if connect is not None else event
-            opening = not self.service.has_session(key)
-            request = ChargingRequest(
-                request_number=1,
-                request_type=RequestType.INITIAL if opening else RequestType.UPDATE,
-                answer_time=answer,
-                event_time=answer,
-                units=(UnitRequest(total_used_s=0),),
-                **common,
-            )
-            late = opening and (view.delay_time_s or 0) >= self.service.settings.duplicate_window_s
-            if late:
+            if opening and (delay or 0) >= self.service.settings.duplicate_window_s:
                 # Replayed from a NAS buffer or a proxy's detail file: it continues a session
                 # still open but opens none, since the call may have been charged and closed
                 # since (its Stop then finds the closed marker); a Stop alone is charged.
-                outcome = await self.service.handle(
-                    ChargingRequest(**{**_fields(request), "request_type": RequestType.UPDATE})
-                )
+                request.request_type = RequestType.UPDATE
+                outcome = await self.service.handle(request)
                 if isinstance(outcome, Denial) and outcome.code is DenialCode.UNKNOWN_SESSION:
-                    log.info(
-                        "late start opens no session", session_id=key, delay_s=view.delay_time_s
-                    )
+                    log.info("late start opens no session", session_id=key, delay_s=delay)
                     return ok, "late_start"
             else:
                 outcome = await self.service.handle(request)
@@ -736,38 +818,19 @@ class RadiusServer:
                     outcome = await self.service.handle(
                         ChargingRequest(**{**_fields(request), "request_type": RequestType.UPDATE})
                     )
-            return await self._after_hold(outcome, ok, key, client, host, view)
+            return self._after_hold(outcome, ok, key, client, host, view)
         if status is AcctStatusType.INTERIM_UPDATE:
-            used = total or 0
-            request = ChargingRequest(
-                request_number=2 + used,
-                request_type=RequestType.UPDATE,
-                units=(UnitRequest(total_used_s=used),),
-                **common,
-            )
-            outcome = await self.service.handle(request)
-            return await self._after_hold(outcome, ok, key, client, host, view)
-        request = ChargingRequest(
-            request_number=STOP_NUMBER_BASE + (total or 0),
-            request_type=RequestType.TERMINATE,
-            units=(UnitRequest(total_used_s=total),),
-            answer_time=connect,
-            end_time=disconnect if disconnect is not None else event,
-            event_time=connect,
-            hangup_cause=cause,
-            hangup_side=_RELEASE_SIDES.get(view.cisco_avpairs.get("release-source", ""), ""),
-            **common,
-        )
+            return self._after_hold(await self.service.handle(request), ok, key, client, host, view)
         outcome = await self.service.handle(request)
         if isinstance(outcome, Denial):
             if outcome.code is DenialCode.SERVICE_UNAVAILABLE:
                 return None, "backend_unavailable"
-            self.metrics.denials.labels(PROTOCOL, outcome.code.value).inc()
+            self.metrics.child(self.metrics.denials, PROTOCOL, outcome.code.value).inc()
             log.warning("stop not charged", session_id=key, reason=outcome.code.value)
             return ok, outcome.code.value
         return ok, "uncharged" if outcome.not_applicable else "stop"
 
-    async def _after_hold(
+    def _after_hold(
         self, outcome: Outcome, ok: bytes, key: str, client: _Client, host: str, view: Any
     ) -> tuple[bytes | None, str]:
         if isinstance(outcome, Denial) and outcome.code is DenialCode.SERVICE_UNAVAILABLE:
@@ -779,7 +842,7 @@ class RadiusServer:
         )
         if denied:
             reason = outcome.code.value if isinstance(outcome, Denial) else "credit_exhausted"
-            self.metrics.denials.labels(PROTOCOL, reason).inc()
+            self.metrics.child(self.metrics.denials, PROTOCOL, reason).inc()
             if client.disconnect_port:
                 task = asyncio.ensure_future(
                     self.disconnect(
@@ -843,7 +906,7 @@ class RadiusServer:
                 continue
             outcome = "ack" if reply.code is Code.DISCONNECT_ACK else "nak"
             break
-        self.metrics.requests.labels(PROTOCOL, "disconnect", outcome).inc()
+        self.metrics.child(self.metrics.requests, PROTOCOL, "disconnect", outcome).inc()
         log.info(
             "disconnect",
             nas=client.name,

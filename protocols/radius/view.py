@@ -128,8 +128,9 @@ class AccessRequest:
 # ones, so an accounting view costs a few microseconds rather than a call per attribute.
 
 _unpack_u32: Final = struct.Struct("!I").unpack_from
+_fromtimestamp: Final = datetime.fromtimestamp
 
-_U32, _TEXT, _STATUS, _DATE, _IPV4, _IPV6, _OCTETS, _H323_TEXT, _H323_TIME, _AVPAIR = range(10)
+_U32, _STATUS, _DATE, _TEXT, _IPV4, _IPV6, _OCTETS, _H323_TEXT, _H323_TIME, _AVPAIR = range(10)
 
 _Spec = tuple[tuple[str, str, int], ...]  # (dictionary name, view field, kind)
 _Entry = tuple[str, int, int, bytes]  # (dictionary name, field index, kind, h323 prefix)
@@ -304,12 +305,17 @@ def _read(packet: Packet, layout: _Layout) -> list[Any]:
         pos = end
         kind = entry[2]
         index = entry[1]
-        if kind == _U32:  # the common kinds inline, the rest through _store
+        if kind <= _DATE:  # the common kinds inline (_U32, _STATUS, _DATE), the rest through _store
             if values[index] is None:
-                if end - start == 4:
-                    values[index] = _unpack_u32(data, start)[0]
-                else:
+                if end - start != 4:
                     malformed.append(entry[0])
+                elif kind == _U32:
+                    values[index] = _unpack_u32(data, start)[0]
+                elif kind == _STATUS:
+                    number = _unpack_u32(data, start)[0]
+                    values[index] = _STATUS_TYPES.get(number, number)
+                else:
+                    values[index] = _fromtimestamp(_unpack_u32(data, start)[0], UTC)
         elif kind == _TEXT:
             if values[index] is None:
                 values[index] = data[start:end].decode("utf-8", "replace")

@@ -300,6 +300,43 @@ def test_reply_round_trip(request_raw: bytes, code: Code) -> None:
     assert caught.value.reason is DropReason.BAD_RESPONSE_AUTHENTICATOR
 
 
+def _reference_accounting_response(request_raw: bytes, secret: bytes) -> bytes:
+    """An Accounting-Response built with hmac and hashlib alone (RFC 2866 §3, RFC 3579 §3.2)."""
+    header = bytes((5, request_raw[1])) + (20 + 18).to_bytes(2, "big")
+    mac = hmac.new(secret, header + bytes(16) + b"\x50\x12" + bytes(16), "md5").digest()
+    body = b"\x50\x12" + mac
+    return header + hashlib.md5(header + request_raw[4:20] + body + secret).digest() + body
+
+
+@pytest.mark.parametrize("secret", [SECRET, b"another secret", b"k" * 80])
+def test_accounting_response_is_byte_exact_for_every_identifier(secret: bytes) -> None:
+    # The reply to an Accounting-Request without attributes reuses its signed part per
+    # Identifier and secret; the Response Authenticator is still per request.
+    for identifier in range(256):
+        for session in ("a", "b"):
+            raw = encode_request(
+                Code.ACCOUNTING_REQUEST, identifier, [string_attribute(44, session)], secret
+            )
+            request = decode_packet(raw)
+            reply = encode_reply(request, Code.ACCOUNTING_RESPONSE, (), secret)
+            assert reply == _reference_accounting_response(raw, secret)
+            assert reply == encode_reply(request, Code.ACCOUNTING_RESPONSE, [], secret)
+            verify_reply(decode_packet(reply), request, secret, require_message_authenticator=True)
+
+
+def test_accounting_response_copies_proxy_state() -> None:
+    request = decode_packet(_acct([string_attribute(44, "x"), (33, b"p1"), (33, b"p2")]))
+    reply = decode_packet(encode_reply(request, Code.ACCOUNTING_RESPONSE, (), SECRET))
+    assert [v for t, v in reply.attributes if t == 33] == [b"p1", b"p2"]
+    verify_reply(reply, request, SECRET, require_message_authenticator=True)
+    bare = encode_reply(request, Code.ACCOUNTING_RESPONSE, (), SECRET, copy_proxy_state=False)
+    assert len(bare) == 38
+    unsigned = encode_reply(
+        request, Code.ACCOUNTING_RESPONSE, (), SECRET, message_authenticator=False
+    )
+    assert len(unsigned) == 20 + 4 + 4 and decode_packet(unsigned).message_authenticator_at == -1
+
+
 def test_reply_copies_proxy_state_in_order() -> None:
     request = decode_packet(_access(extra=((33, b"one"), (1, b"x"), (33, b"two"))))
     reply = decode_packet(encode_reply(request, Code.ACCESS_REJECT, [], SECRET))

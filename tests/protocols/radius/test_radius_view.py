@@ -119,6 +119,34 @@ def test_accounting_view_keeps_unknown_and_reports_malformed() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("raw", "name", "field"),
+    [
+        pytest.param((40, b"\0\0\x02"), "Acct-Status-Type", "status_type", id="status-3"),
+        pytest.param((40, b"\0\0\0\0\x02"), "Acct-Status-Type", "status_type", id="status-5"),
+        pytest.param((55, b"\x67"), "Event-Timestamp", "event_timestamp", id="timestamp-1"),
+        pytest.param((55, b""), "Event-Timestamp", "event_timestamp", id="timestamp-0"),
+        pytest.param((41, b"\0" * 8), "Acct-Delay-Time", "delay_time_s", id="integer-8"),
+    ],
+)
+def test_accounting_view_reports_a_wrong_length_integer_and_reads_a_later_good_one(
+    raw: tuple[int, bytes], name: str, field: str
+) -> None:
+    good = (raw[0], b"\0\0\0\x02")
+    attributes = [raw, string_attribute(44, "s"), good]
+    view = decode_accounting(
+        decode_packet(encode_request(Code.ACCOUNTING_REQUEST, 1, attributes, SECRET))
+    )
+    assert view.malformed == (name,)
+    expected = {
+        "status_type": AcctStatusType.STOP,
+        "event_timestamp": datetime.fromtimestamp(2, UTC),
+        "delay_time_s": 2,
+    }[field]
+    assert getattr(view, field) == expected
+    assert view.session_id == "s"
+
+
 def test_accounting_view_of_unknown_status_type() -> None:
     packet = decode_packet(
         encode_request(Code.ACCOUNTING_REQUEST, 1, [(40, b"\0\0\0\x63")], SECRET)
