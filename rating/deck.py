@@ -10,7 +10,8 @@ second of the day, computed once per call by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -323,7 +324,9 @@ class DeckUnion:
     __slots__ = (
         "_indexes",
         "_lengths_by_lead",
+        "_mask_of",
         "_masks",
+        "_prefixes_of",
         "_short",
         "_since",
         "_slots",
@@ -391,9 +394,23 @@ class DeckUnion:
         }
         self._slots: dict[int, tuple[tuple[int, int], ...]] = {}
         """Mask -> its (position, bit) pairs, filled as masks are met."""
+        self._prefixes_of: Callable[[str], Iterator[tuple[str, int]]] | None = None
+        self._mask_of: array[int] = array("Q")
+        if self._views:
+            # While ``plain``, the walk runs in a trie of every deck's prefixes (every prefix
+            # of a number found in one pass in C, instead of a dictionary probe per length);
+            # the trie numbers its keys, and the decks' mask of each key sits at its number.
+            trie = marisa_trie.Trie(masks)
+            mask_of = array("Q", bytes(8 * len(trie)))
+            for prefix, key_id in trie.iteritems():
+                mask_of[key_id] = masks[prefix]
+            self._prefixes_of = trie.iter_prefixes_with_ids
+            self._mask_of = mask_of
+            self._masks = {}  # the trie serves every walk of this index
 
     def __len__(self) -> int:
-        return len(self._masks)
+        """How many prefixes the index holds (of all decks)."""
+        return len(self._mask_of) if self._views else len(self._masks)
 
     def _pairs(self, mask: int) -> tuple[tuple[int, int], ...]:
         pairs = tuple((slot, 1 << slot) for slot in range(mask.bit_length()) if mask >> slot & 1)
@@ -429,8 +446,24 @@ class DeckUnion:
         the deck at all: in million-prefix decks each read is a cache miss.
         """
         found: list[str | None] = [None] * len(self.decks)
-        get = self._masks.get
         slots = self._slots
+        prefixes_of = self._prefixes_of
+        if prefixes_of is not None:
+            mask_of = self._mask_of
+            for prefix, key_id in reversed(list(prefixes_of(number))):
+                hits = mask_of[key_id] & wanted
+                if not hits:
+                    continue
+                pairs = slots.get(hits)
+                if pairs is None:
+                    pairs = self._pairs(hits)
+                for slot, _bit in pairs:
+                    found[slot] = prefix
+                wanted ^= hits
+                if not wanted:
+                    break
+            return found
+        get = self._masks.get
         size = len(number)
         for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], self._short):
             if length > size or not decks & wanted:
@@ -463,7 +496,13 @@ class DeckUnion:
     ) -> list[Rate | None]:
         """The rate of each deck whose bit (``1 << position``) is in ``wanted``, by position."""
         plain = self._since <= at < self._until
-        if self._views and not plain:
+        if self._views:
+            if plain:
+                indexes = self._indexes
+                return [
+                    None if prefix is None else indexes[slot][prefix]  # type: ignore[misc]
+                    for slot, prefix in enumerate(self.prefixes(number, wanted))
+                ]
             # A moment other than the one the index holds: each deck's own walk.
             return [
                 deck.lookup(number, at, weekday, second_of_day) if wanted >> slot & 1 else None
