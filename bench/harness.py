@@ -59,7 +59,7 @@ class BenchDaemon:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                return self.process.wait(60)
+                self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
         code = self.process.wait()
