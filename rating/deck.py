@@ -176,7 +176,6 @@ class Deck:
     __slots__ = (
         "_entries",
         "_index",
-        "_lengths",
         "_lengths_by_lead",
         "_plain_since",
         "_prefixes_of",
@@ -217,7 +216,6 @@ class Deck:
             if isinstance(entry, tuple):
                 index[prefix] = tuple(sorted(entry, key=lambda r: -r.effective_from))
         self._index = index
-        self._lengths = tuple(sorted({len(p) for p in index}, reverse=True))
         self._lengths_by_lead = _lengths_by_lead(index)
         # The longest-prefix walk runs in a compact trie (a few MB for a million prefixes):
         # it finds every prefix of a number in one pass in C, where probing a dictionary at
@@ -346,16 +344,18 @@ class DeckUnion:
         views = [_window_view(deck, at) for deck in self.decks]
         self._views = all(view is not None for view in views)
         """The index holds, per deck, the one rate in force of each prefix during
-        ``[_since, _until)``; else every rate of every deck (some deck has banded rates)."""
+        ``[_since, _until)``, in a trie; else every rate of every deck (some deck has banded
+        rates), walked length by length."""
         if self._views:
             indexes = [view[0] for view in views]  # type: ignore[index]
-            lengths = [view[1] for view in views]  # type: ignore[index]
-            self._since = max((view[2] for view in views), default=0)  # type: ignore[index]
-            self._until = min((view[3] for view in views), default=NEVER)  # type: ignore[index]
+            self._since = max((view[1] for view in views), default=0)  # type: ignore[index]
+            self._until = min((view[2] for view in views), default=NEVER)  # type: ignore[index]
         else:
             indexes = [deck._index for deck in self.decks]
-            lengths = [deck._lengths_by_lead for deck in self.decks]
             self._since, self._until = NEVER, 0
+        self._indexes = tuple(indexes)
+        self._slots: dict[int, tuple[tuple[int, int], ...]] = {}
+        """Mask -> its (position, bit) pairs, filled as masks are met."""
         # Built with dictionary and set operations in C: only prefixes that several decks
         # share go through Python, once per deck that shares them.
         masks: dict[str, int] = {}
@@ -365,14 +365,29 @@ class DeckUnion:
             shared = {prefix: masks[prefix] | bit for prefix in keys & masks.keys()}
             masks.update(dict.fromkeys(keys, bit))
             masks.update(shared)
+        self._prefixes_of: Callable[[str], Iterator[tuple[str, int]]] | None = None
+        self._mask_of: array[int] = array("Q")
+        self._masks: dict[str, int] = {}
+        self._lengths_by_lead = {}
+        self._short: tuple[tuple[int, int], ...] = ()
+        if self._views:
+            # While ``plain``, the walk runs in a trie of every deck's prefixes (every prefix
+            # of a number found in one pass in C, instead of a dictionary probe per length);
+            # the trie numbers its keys, and the decks' mask of each key sits at its number.
+            trie = marisa_trie.Trie(masks)
+            mask_of = array("Q", bytes(8 * len(trie)))
+            for prefix, key_id in trie.iteritems():
+                mask_of[key_id] = masks[prefix]
+            self._prefixes_of = trie.iter_prefixes_with_ids
+            self._mask_of = mask_of
+            return
         self._masks = masks
-        self._indexes = tuple(indexes)
         # Per lead, the lengths to probe and which decks probe each: exactly the lengths each
         # deck's own lookup would try for that lead.
         allowed: dict[str, dict[int, int]] = {}
-        for slot, by_lead in enumerate(lengths):
+        for slot, deck in enumerate(self.decks):
             bit = 1 << slot
-            for lead, found in by_lead.items():
+            for lead, found in deck._lengths_by_lead.items():
                 per_length = allowed.setdefault(lead, {})
                 for length in found:
                     per_length[length] = per_length.get(length, 0) | bit
@@ -392,25 +407,10 @@ class DeckUnion:
             lead: tuple(sorted(per_length.items(), reverse=True))
             for lead, per_length in allowed.items()
         }
-        self._slots: dict[int, tuple[tuple[int, int], ...]] = {}
-        """Mask -> its (position, bit) pairs, filled as masks are met."""
-        self._prefixes_of: Callable[[str], Iterator[tuple[str, int]]] | None = None
-        self._mask_of: array[int] = array("Q")
-        if self._views:
-            # While ``plain``, the walk runs in a trie of every deck's prefixes (every prefix
-            # of a number found in one pass in C, instead of a dictionary probe per length);
-            # the trie numbers its keys, and the decks' mask of each key sits at its number.
-            trie = marisa_trie.Trie(masks)
-            mask_of = array("Q", bytes(8 * len(trie)))
-            for prefix, key_id in trie.iteritems():
-                mask_of[key_id] = masks[prefix]
-            self._prefixes_of = trie.iter_prefixes_with_ids
-            self._mask_of = mask_of
-            self._masks = {}  # the trie serves every walk of this index
 
     def __len__(self) -> int:
         """How many prefixes the index holds (of all decks)."""
-        return len(self._mask_of) if self._views else len(self._masks)
+        return len(self._mask_of) + len(self._masks)
 
     def _pairs(self, mask: int) -> tuple[tuple[int, int], ...]:
         pairs = tuple((slot, 1 << slot) for slot in range(mask.bit_length()) if mask >> slot & 1)
@@ -438,41 +438,19 @@ class DeckUnion:
         return self._since <= at < self._until
 
     def prefixes(self, number: str, wanted: int) -> list[str | None]:
-        """The longest prefix of ``number`` that each deck in ``wanted`` has, by position.
-
-        Only the lengths the deck's own lookup tries count; None: the deck has none. When
-        ``plain`` holds at the call's start, each prefix's one rate (``rate``) is the deck's
-        answer, so a caller that keeps what it derived from a rate per prefix need not read
-        the deck at all: in million-prefix decks each read is a cache miss.
+        """The longest prefix of ``number`` that each deck in ``wanted`` has, by position
+        (None: the deck has none); only while ``plain`` holds at the call's start. Then each
+        prefix's one rate (``rate``) is the deck's answer, so a caller that keeps what it
+        derived from a rate per prefix need not read the deck at all: in million-prefix decks
+        each read is a cache miss.
         """
         found: list[str | None] = [None] * len(self.decks)
-        slots = self._slots
         prefixes_of = self._prefixes_of
-        if prefixes_of is not None:
-            mask_of = self._mask_of
-            for prefix, key_id in reversed(list(prefixes_of(number))):
-                hits = mask_of[key_id] & wanted
-                if not hits:
-                    continue
-                pairs = slots.get(hits)
-                if pairs is None:
-                    pairs = self._pairs(hits)
-                for slot, _bit in pairs:
-                    found[slot] = prefix
-                wanted ^= hits
-                if not wanted:
-                    break
-            return found
-        get = self._masks.get
-        size = len(number)
-        for length, decks in self._lengths_by_lead.get(number[:LEAD_DIGITS], self._short):
-            if length > size or not decks & wanted:
-                continue
-            prefix = number[:length]
-            mask = get(prefix)
-            if mask is None:
-                continue
-            hits = mask & wanted & decks
+        assert prefixes_of is not None, "only while plain"
+        slots = self._slots
+        mask_of = self._mask_of
+        for prefix, key_id in reversed(list(prefixes_of(number))):
+            hits = mask_of[key_id] & wanted
             if not hits:
                 continue
             pairs = slots.get(hits)
@@ -495,9 +473,8 @@ class DeckUnion:
         self, number: str, at: int, weekday: int, second_of_day: int, wanted: int
     ) -> list[Rate | None]:
         """The rate of each deck whose bit (``1 << position``) is in ``wanted``, by position."""
-        plain = self._since <= at < self._until
         if self._views:
-            if plain:
+            if self._since <= at < self._until:
                 indexes = self._indexes
                 return [
                     None if prefix is None else indexes[slot][prefix]  # type: ignore[misc]
@@ -526,16 +503,12 @@ class DeckUnion:
             pairs = slots.get(hits)
             if pairs is None:
                 pairs = self._pairs(hits)
-            if plain:
-                for slot, _bit in pairs:
-                    found[slot] = indexes[slot][prefix]  # type: ignore[assignment]
-                wanted ^= hits
-            else:
-                for slot, bit in pairs:
-                    rate = _in_force(indexes[slot][prefix], at, weekday, second_of_day)
-                    if rate is not None:
-                        found[slot] = rate
-                        wanted ^= bit
+            # Some deck has banded rates: each rate found is checked at the moment.
+            for slot, bit in pairs:
+                rate = _in_force(indexes[slot][prefix], at, weekday, second_of_day)
+                if rate is not None:
+                    found[slot] = rate
+                    wanted ^= bit
             if not wanted:
                 break
         return found
@@ -543,20 +516,17 @@ class DeckUnion:
 
 def _window_view(
     deck: Deck, at: int | None
-) -> tuple[Mapping[str, Rate | tuple[Rate, ...]], dict[str, tuple[int, ...]], int, int] | None:
-    """A deck as ``DeckUnion`` walks it while ``plain``: its index, its lengths by lead and the
-    span [since, until) in which each prefix of that index has one rate, in force; None when
-    some rate is banded (or, with no ``at``, when some rate is dated)."""
+) -> tuple[Mapping[str, Rate | tuple[Rate, ...]], int, int] | None:
+    """A deck as ``DeckUnion`` walks it while ``plain``: its index and the span [since, until)
+    in which each prefix of that index has one rate, in force; None when some rate is banded
+    (or, with no ``at``, when some rate is dated)."""
     open_since = _open_since(deck, 0)
     if open_since is not None:
-        return deck._index, deck._lengths_by_lead, open_since, NEVER
+        return deck._index, open_since, NEVER
     if at is None:
         return None
     window = deck.window(at)
-    if window is None:
-        return None
-    current, since, until = window
-    return current, _lengths_by_lead(current), since, until  # type: ignore[arg-type]
+    return None if window is None else window
 
 
 def _open_since(deck: Deck, since: int) -> int | None:
