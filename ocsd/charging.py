@@ -71,7 +71,7 @@ from ocsd.directory import Directory, Identified
 from ocsd.logs import get_logger
 from ocsd.master import Account
 from ocsd.routing import LEGS_KEY, REPORT_KEYS, Routing
-from rating.dialplan import NumberFormatError
+from rating.dialplan import NumberFormatError, user_part
 from rating.engine import CallPrice, RatingError, RatingFailure, local_position
 from rating.plan import BundlePeriod
 
@@ -1687,12 +1687,7 @@ def _attempt(
 def _dialled(called: str) -> str:
     """A called address as dialled: ``tel:+112;phone-context=x`` and ``sip:112@host`` are
     ``112``."""
-    number = called.strip()
-    scheme, colon, rest = number.partition(":")
-    if colon and scheme.lower() in ("tel", "sip", "sips"):
-        number = rest
-    number = number.split(";", 1)[0].split("@", 1)[0].strip()
-    return number[1:] if number.startswith("+") else number
+    return user_part(called).removeprefix("+")
 
 
 def _merge_reports(view: SessionView, request: ChargingRequest) -> None:
