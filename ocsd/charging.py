@@ -913,6 +913,20 @@ class ChargingService:
         if result.status is StepStatus.UNKNOWN_SESSION:
             self._sessions.pop(request.session_id, None)
             return Denial(DenialCode.UNKNOWN_SESSION, "no such session", view.account_id)
+        if result.status is StepStatus.ALREADY_CLOSED:
+            # The opening request of a session the store remembers closed, repeated: nothing
+            # was held, the call it opened is over (and charged). Answered like any request
+            # on a closed session; repeats of it are answered from memory.
+            log.debug(
+                "denied",
+                reason="session_closed",
+                session_id=request.session_id,
+                account=view.account_id,
+                request_number=request.request_number,
+            )
+            denial = Denial(DenialCode.UNKNOWN_SESSION, "session already closed", view.account_id)
+            self._remember_finished(request, denial, now)
+            return denial
         if result.status is StepStatus.DENIED:
             assert result.reason is not None
             code = _DENY_CODES[result.reason]
