@@ -869,9 +869,10 @@ class ChargingService:
             deadline_ms=provisional,
             context=self._context(wants),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
-            # An opening request repeated after its session closed (a CCR-I retransmitted or
-            # replayed late, a RADIUS Start from a proxy's detail file) must not open it again.
-            closed_ttl_ms=self.settings.closed_horizon_s * 1000,
+            # An opening request repeated after its session closed (a CCR-I retransmitted
+            # after a failover, a RADIUS Start replayed from a proxy's detail file) must not
+            # open it again; within the duplicate window the tombstone says so anyway.
+            closed_ttl_ms=self.settings.closed_horizon_s * 1000 if request.repeated else 0,
         )
         if pending is not None and pending.folded is not None:
             step.gate = StepGate(*pending.folded)

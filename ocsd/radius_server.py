@@ -21,10 +21,11 @@ Rules of this adapter:
   reported totals, so a later duplicate of an Interim or Stop (Acct-Delay-Time changed, a new
   authenticator) is recognised by the session and moves no money; so is a Stop replayed hours
   later (the store's closed marker), and a Start delayed by ``charging.duplicate_window_s`` or
-  more (Acct-Delay-Time) opens no session. Nor does a Start of a call the store remembers
-  closed (replayed, or come after its Stop, within ``charging.closed_horizon_s``): it is
-  answered, holds nothing and disconnects nothing; an Access-Request of such a call (the same
-  h323-conf-id) is rejected as an unknown session, as within the duplicate window. The
+  more (Acct-Delay-Time) opens no session. Nor does a Start of a call that closed (come
+  after its Stop within the duplicate window, or later with an Acct-Delay-Time, the mark of a
+  repeat, within ``charging.closed_horizon_s``): it is answered, holds nothing and disconnects
+  nothing; an Access-Request of such a call (the same h323-conf-id) within the duplicate
+  window is rejected as an unknown session. The
   Accounting-Response is sent only once the step is stored (RFC 2866 §2); a store failure is
   answered with silence so that the NAS retransmits.
 - Accounting-On/Off ends every open session of that NAS (those of every worker).
@@ -791,6 +792,7 @@ class RadiusServer:
             hangup_side=side,
             diversion=view.h323_redirect_number or "",
             caller_ip=view.h323_remote_address or "",
+            repeated=status is AcctStatusType.START and bool(delay),
             extra=_extra(
                 view.user_name,
                 view.session_id,

@@ -6,6 +6,7 @@ Hand-computed values use the rates of ``tests/ocsd/world.py``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -520,10 +521,11 @@ async def test_an_initial_request_repeated_after_its_call_closed_opens_nothing(
     world.clock.advance(61)
     stop = await world.service.handle(req(RequestType.TERMINATE, 1, used=61))
     assert isinstance(stop, Grant) and stop.debited_micros == 20_000
-    # The CCR-I again (a retransmission, a replay from a buffer), to the worker that had the
+    # The CCR-I again, retransmitted (T flag) after a failover, to the worker that had the
     # call and to another one.
     world.clock.advance(later)
     await world.other_call_ends()
+    start = replace(start, repeated=True)
     for service in (world.service, world.new_service()):
         with capture_logs() as logs:
             again = await service.handle(start)
@@ -564,6 +566,21 @@ async def test_after_the_horizon_an_initial_request_opens_its_session_again(
     # The store forgets a closed session after the horizon (the Redis store up to an hour
     # later): the same session id is then a new call.
     world.clock.advance(HORIZON_S + 3_600 + 1)
+    assert granted(await world.new_service().handle(start)) == 600
+
+
+async def test_a_session_id_closed_before_the_window_is_a_new_call_unless_repeated(
+    world: World,
+) -> None:
+    # Session ids are unique (RFC 6733 §8.8): past the duplicate window only a request the
+    # peer marks as a repeat is looked up among closed sessions.
+    await world.topup("alice", 1_000_000)
+    start = req(RequestType.INITIAL, 0)
+    await world.service.handle(start)
+    world.clock.advance(61)
+    await world.service.handle(req(RequestType.TERMINATE, 1, used=61))
+    world.clock.advance(WINDOW_S + 1)
+    await world.other_call_ends()
     assert granted(await world.new_service().handle(start)) == 600
 
 
