@@ -38,8 +38,9 @@ cleaning. Slices keep each hash small enough for Redis's compact listpack encodi
 instead of about 80 in a hashtable. An orphan stop and an opening HOLD read markers (when
 they carry ``closed_ttl_ms``): one ``HGET`` per hour of the horizon, newest first, in the same
 script as the step (the hashes are keys of the account's slot), so no round trip is added;
-an opening HOLD that finds none (every new call) pays all of them, ``closed_ttl_ms / 1 h + 1``
-lookups in small hashes.
+an opening HOLD that finds none pays all of them, ``closed_ttl_ms / 1 h + 1`` lookups in small
+hashes, which is why the charging service sets ``closed_ttl_ms`` only on the opening holds of
+requests marked as repeats.
 
 A HOLD may carry a gate (``StepGate``): a check another package keeps in Redis (the fraud
 counters) that runs in the same script, in front of the hold, on keys of the same slot. The
