@@ -48,6 +48,7 @@ from balances.engine import (
     check_step,
     marker_digest,
     needs_queue_room,
+    reads_marker,
 )
 from balances.model import (
     AccountKind,
@@ -382,7 +383,7 @@ class EmbeddedBalanceStore:
             ).fetchone()
         )
         marker = None
-        if step.orphan_stop and step.closed_ttl_ms:
+        if reads_marker(step):
             found = db.execute(
                 "SELECT request_number, debited_micros, context, expires_ms FROM closed_markers "
                 "WHERE digest = ?",

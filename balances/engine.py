@@ -6,7 +6,8 @@ Rules (the contract suite checks both backends against them):
 - A session key holds an open session or, once closed (``CLOSE``) or used by an ``EVENT``, a
   tombstone that remembers the last result until ``now_ms`` reaches its expiry. A request whose
   number and kind equal the ones the key remembers is a DUPLICATE: the original result comes
-  back and nothing changes. Any other request on a tombstone is ``UNKNOWN_SESSION``; an
+  back and nothing changes. Any other request on a tombstone is ``UNKNOWN_SESSION`` (an
+  orphan stop's or an opening HOLD's is ``ALREADY_CLOSED``: see closed markers below); an
   ``EVENT`` on an open session is DENIED ``SESSION_EXISTS``.
 - Checks come in this order: duplicate, session existence, version (STALE), account status,
   session limit, record queue, money. A DENIED step changes nothing and is not remembered.
@@ -39,12 +40,16 @@ Rules (the contract suite checks both backends against them):
 - CLOSE, EVENT and ledger entries append exactly one record with the money that moved.
 - Closed markers: a CLOSE or EVENT that moves money with ``closed_ttl_ms`` set leaves a marker
   of its session (request number, debited amount, context) that answers for at least
-  ``closed_ttl_ms``, long after the tombstone is gone. Only an ``orphan_stop`` EVENT reads
-  them (within its own ``closed_ttl_ms``): on a tombstone or a marker of the session, the
-  same request number (of a CLOSE or an EVENT) is a DUPLICATE (from a marker: the original
-  debited amount and context, the current balance), any other is ALREADY_CLOSED; either way
-  nothing changes. This comes with the duplicate check, before everything but the account's
-  existence.
+  ``closed_ttl_ms``, long after the tombstone is gone. Two kinds of step read them, each
+  within its own ``closed_ttl_ms`` (``reads_marker``): an ``orphan_stop`` EVENT and an
+  opening HOLD. For an orphan stop, on a tombstone or a marker of the session, the same
+  request number (of a CLOSE or an EVENT) is a DUPLICATE (from a marker: the original
+  debited amount and context, the current balance), any other is ALREADY_CLOSED. An opening
+  HOLD is ALREADY_CLOSED on a tombstone (with or without ``closed_ttl_ms``) or a marker of
+  the session, whatever its request number: a session is not opened again under its key
+  while the store remembers it closed (a retransmitted or replayed opening request). Either
+  way nothing changes. This comes with the duplicate check, before everything but the
+  account's existence.
 - Every stored amount stays within ``MAX_MICROS`` in magnitude; a step that would leave it
   raises ``AmountOutOfRange`` and changes nothing (Redis computes in doubles: sums of a few
   such amounts stay below 2**53, where doubles are exact).
@@ -397,6 +402,16 @@ def needs_queue_room(step: Step) -> bool:
     return False
 
 
+def reads_marker(step: Step) -> bool:
+    """Whether the step reads its session's closed marker: an orphan stop or an opening hold,
+    with ``closed_ttl_ms`` set."""
+    if not step.closed_ttl_ms:
+        return False
+    if step.kind is StepKind.HOLD:
+        return step.new_session
+    return step.kind is StepKind.EVENT and step.orphan_stop
+
+
 def apply_step(
     account: AccountRow | None,
     session: SessionRow | None,
@@ -406,26 +421,35 @@ def apply_step(
 ) -> Applied:
     """Work out one step on copies; the caller writes what ``Applied`` says, atomically.
 
-    ``marker`` is the session's closed marker, if the store has one (read for orphan stops);
-    ``queue_full`` whether the record queue holds its bound (read when ``needs_queue_room``).
+    ``marker`` is the session's closed marker, if the store has one (read when
+    ``reads_marker``); ``queue_full`` whether the record queue holds its bound (read when
+    ``needs_queue_room``).
     """
     if account is None:
         return _simple(StepStatus.DENIED, None, DenyReason.UNKNOWN_ACCOUNT)
     if session is not None and not session.open and step.now_ms >= session.expires_ms:
         session = None
+    if marker is not None and (not reads_marker(step) or step.now_ms >= marker.expires_ms):
+        marker = None
     if step.kind is StepKind.HOLD:
-        return _hold(account, session, step, queue_full)
+        return _hold(account, session, step, marker, queue_full)
     if step.kind is StepKind.CLOSE:
         return _close(account, session, step)
-    if marker is not None and step.now_ms >= marker.expires_ms:
-        marker = None
     return _event(account, session, step, marker, queue_full)
 
 
-def _hold(account: AccountRow, session: SessionRow | None, step: Step, queue_full: bool) -> Applied:
+def _hold(
+    account: AccountRow,
+    session: SessionRow | None,
+    step: Step,
+    marker: ClosedMarker | None,
+    queue_full: bool,
+) -> Applied:
     version = -1
     if session is not None:
         if not session.open:
+            if step.new_session:
+                return _simple(StepStatus.ALREADY_CLOSED, account)
             return _simple(StepStatus.UNKNOWN_SESSION, account)
         if session.version == step.request_number and session.kind is StepKind.HOLD:
             return _duplicate(session)
@@ -438,6 +462,8 @@ def _hold(account: AccountRow, session: SessionRow | None, step: Step, queue_ful
         version = session.version
     elif not step.new_session:
         return _simple(StepStatus.UNKNOWN_SESSION, account)
+    elif marker is not None:
+        return _simple(StepStatus.ALREADY_CLOSED, account)
     if account.status is not AccountStatus.ACTIVE:
         return _simple(StepStatus.DENIED, account, _status_reason(account.status), version)
     if (

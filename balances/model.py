@@ -9,7 +9,8 @@ last step (and a closed session a tombstone) so that a repeated request returns 
 result and moves nothing. The tombstone lives minutes; a closed session also leaves a compact
 *closed marker* (its last request number, what was debited and the answer's context) that lives
 hours or days, so that a stop replayed long after (a NAS buffer, a RADIUS proxy's detail file,
-a late Stop after the reaper ended the call) is still recognised and charged no second time.
+a late Stop after the reaper ended the call) is still recognised and charged no second time,
+and an opening request replayed as late opens no second session under the closed one's key.
 
 All amounts are integers in micro-units of the account's currency; times are epoch
 milliseconds passed in by the caller (the store never reads a clock of its own).
@@ -103,8 +104,10 @@ class StepStatus(enum.Enum):
     """The caller's view of the session is out of date; ``session_state`` is the current one."""
     UNKNOWN_SESSION = "unknown_session"
     ALREADY_CLOSED = "already_closed"
-    """An orphan stop (``Step.orphan_stop``) for a session the store closed before under
-    another request number (the reaper, an Accounting-On, another stop): nothing changed."""
+    """The session was closed before, nothing changed: an orphan stop (``Step.orphan_stop``)
+    under another request number than the one that closed it (the reaper, an Accounting-On,
+    another stop), or an opening HOLD (``Step.new_session``) of a session the store still
+    remembers closed (its tombstone, or its closed marker within ``Step.closed_ttl_ms``)."""
     GATED = "gated"
     """The gate folded in front of the step tripped: the step did nothing; ``gate`` says why."""
 
@@ -204,7 +207,9 @@ class Step:
     """How long a closed session remembers its last result for duplicates."""
     closed_ttl_ms: int = 0
     """CLOSE/EVENT: how long the store keeps the session's closed marker (0: it keeps none).
-    A backend may keep it up to an hour longer (the Redis store files markers by the hour)."""
+    A backend may keep it up to an hour longer (the Redis store files markers by the hour).
+    Orphan-stop EVENT and opening HOLD: how far back the marker is looked for (0: not at all);
+    an opening HOLD that finds one is ALREADY_CLOSED and opens nothing."""
     orphan_stop: bool = False
     """EVENT: a stop whose open session the caller did not find. A session the store closed
     before (its tombstone or its closed marker) is not charged again: the same request number

@@ -35,8 +35,12 @@ and hour). Each hash expires ``closed_ttl_ms`` (+ ``tombstone_grace_ms``) after 
 so a marker answers for at least ``closed_ttl_ms`` and at most an hour more, and nothing needs
 cleaning. Slices keep each hash small enough for Redis's compact listpack encoding (below
 ``hash-max-listpack-entries``, 128 by default): about 25 bytes per marker (``MEMORY USAGE``)
-instead of about 80 in a hashtable. Only an orphan stop reads markers: one ``HGET`` per hour
-of the horizon, in the same script as its EVENT (its keys are all in the account's slot).
+instead of about 80 in a hashtable. An orphan stop and an opening HOLD read markers (when
+they carry ``closed_ttl_ms``): one ``HGET`` per hour of the horizon, newest first, in the same
+script as the step (the hashes are keys of the account's slot), so no round trip is added;
+an opening HOLD that finds none pays all of them, ``closed_ttl_ms / 1 h + 1`` lookups in small
+hashes, which is why the charging service sets ``closed_ttl_ms`` only on the opening holds of
+requests marked as repeats.
 
 A HOLD may carry a gate (``StepGate``): a check another package keeps in Redis (the fraud
 counters) that runs in the same script, in front of the hold, on keys of the same slot. The
@@ -87,6 +91,7 @@ from balances.engine import (
     check_step,
     marker_digest,
     needs_queue_room,
+    reads_marker,
 )
 from balances.model import (
     AccountKind,
@@ -179,8 +184,8 @@ local function hold_step()
 {hold}
 end
 
--- KEYS: the hold's four, then the gate's; ARGV: the hold's, the gate's, then the number of
--- the hold's (where the gate's begin).
+-- KEYS: the hold's four, then the gate's, then the hold's marker hashes; ARGV: the hold's,
+-- the gate's, then the number of the hold's (where the gate's begin).
 local gate = {function}(KEYS, 4, ARGV, tonumber(ARGV[#ARGV]))
 if gate.err then
   return gate
@@ -544,13 +549,19 @@ class RedisBalanceStore:
         session_key = f"{tag}:s:{escaped}:{step.session_id}"
         kind = step.kind
         extra: tuple[Command, ...] = ()
+        digest = b""
+        marker_keys: list[str] = []
         if kind is StepKind.HOLD:
+            if reads_marker(step):
+                digest = marker_digest(step.account_id, step.session_id)
+                marker_keys = self._keys.markers(
+                    tag,
+                    digest,
+                    self.settings.closed_slices,
+                    step.now_ms - step.closed_ttl_ms,
+                    step.now_ms,
+                )
             args: list[Any] = [
-                4,
-                account_key,
-                session_key,
-                self._keys.deadlines[shard],
-                self._keys.records[shard],
                 step.account_id,
                 step.session_id,
                 step.request_number,
@@ -563,6 +574,8 @@ class RedisBalanceStore:
                 step.state,
                 step.context,
                 self._room_bound(step),
+                digest,
+                len(marker_keys),
                 len(step.holds),
             ]
             for hold in step.holds:
@@ -576,12 +589,20 @@ class RedisBalanceStore:
                     bundle.desired_s,
                     bundle.keep_s,
                 )
+            hold_keys = (
+                account_key,
+                session_key,
+                self._keys.deadlines[shard],
+                self._keys.records[shard],
+            )
             script = self._scripts["hold"]
-            if step.gate is not None:
+            if step.gate is None:
+                args = [4 + len(marker_keys), *hold_keys, *marker_keys, *args]
+            else:
                 script = self._scripts.get("hold_gated", script)
                 if script.name != "hold_gated":
                     raise ValueError("this store was built without a gate")
-                args = self._gated(args, step.gate, tag)
+                args = self._gated(hold_keys, marker_keys, args, step.gate, tag)
             if step.new_session:
                 extra = (
                     (
@@ -593,8 +614,6 @@ class RedisBalanceStore:
                     ),
                 )
         else:
-            digest = b""
-            marker_keys: list[str] = []
             marker_ttl_ms = 0
             if step.closed_ttl_ms:
                 digest = marker_digest(step.account_id, step.session_id)
@@ -659,24 +678,33 @@ class RedisBalanceStore:
                 self._pipe.send(("DEL", self._keys.index(step.session_id)))
         elif step.new_session and kind is StepKind.HOLD:
             status = result.status
-            if status in (StepStatus.UNKNOWN_SESSION, StepStatus.GATED) or (
-                status is StepStatus.DENIED and result.reason is not DenyReason.SESSION_EXISTS
-            ):
+            if status in (
+                StepStatus.UNKNOWN_SESSION,
+                StepStatus.ALREADY_CLOSED,
+                StepStatus.GATED,
+            ) or (status is StepStatus.DENIED and result.reason is not DenyReason.SESSION_EXISTS):
                 self._pipe.send(("DEL", self._keys.index(step.session_id)))
         return result
 
     @staticmethod
-    def _gated(args: list[Any], gate: StepGate, tag: str) -> list[Any]:
-        """The HOLD's script arguments with the gate's keys and arguments folded in."""
+    def _gated(
+        hold_keys: Sequence[str],
+        marker_keys: Sequence[str],
+        hold_args: list[Any],
+        gate: StepGate,
+        tag: str,
+    ) -> list[Any]:
+        """The HOLD's script arguments with the gate's keys and arguments folded in (the
+        marker hashes stay last in KEYS, where the hold looks for them)."""
         prefix = tag + ":"
         for key in gate.keys:
             if not key.startswith(prefix):
                 raise ValueError(f"gate key {key!r} is outside the account's slot {tag}")
-        hold_args = args[5:]
         return [
-            4 + len(gate.keys),
-            *args[1:5],
+            len(hold_keys) + len(gate.keys) + len(marker_keys),
+            *hold_keys,
             *gate.keys,
+            *marker_keys,
             *hold_args,
             *gate.args,
             len(hold_args),

@@ -117,7 +117,9 @@ class ChargingSettings:
     closed_horizon_s: int = 172_800
     """How long the store remembers, in a compact marker, that a session was closed: a stop
     repeated within it (a NAS buffer or a proxy's detail file replayed, a late Stop after the
-    reaper) moves no money; after it, a stop of that session is charged as new. 0: no marker."""
+    reaper) moves no money, and an opening request repeated within it (a CCR-I retransmitted,
+    a Start replayed) opens nothing and is told the session is closed; after it, a stop of
+    that session is charged as new and an opening request opens it. 0: no marker."""
     session_cache_size: int = 100_000
     """Sessions kept in memory per worker (the store holds them all)."""
     uncharged_numbers: tuple[str, ...] = ("112", "911")
@@ -867,6 +869,10 @@ class ChargingService:
             deadline_ms=provisional,
             context=self._context(wants),
             tombstone_ttl_ms=self.settings.duplicate_window_s * 1000,
+            # An opening request repeated after its session closed (a CCR-I retransmitted
+            # after a failover, a RADIUS Start replayed from a proxy's detail file) must not
+            # open it again; within the duplicate window the tombstone says so anyway.
+            closed_ttl_ms=self.settings.closed_horizon_s * 1000 if request.repeated else 0,
         )
         if pending is not None and pending.folded is not None:
             step.gate = StepGate(*pending.folded)
@@ -913,6 +919,20 @@ class ChargingService:
         if result.status is StepStatus.UNKNOWN_SESSION:
             self._sessions.pop(request.session_id, None)
             return Denial(DenialCode.UNKNOWN_SESSION, "no such session", view.account_id)
+        if result.status is StepStatus.ALREADY_CLOSED:
+            # The opening request of a session the store remembers closed, repeated: nothing
+            # was held, the call it opened is over (and charged). Answered like any request
+            # on a closed session; repeats of it are answered from memory.
+            log.debug(
+                "denied",
+                reason="session_closed",
+                session_id=request.session_id,
+                account=view.account_id,
+                request_number=request.request_number,
+            )
+            denial = Denial(DenialCode.UNKNOWN_SESSION, "session already closed", view.account_id)
+            self._remember_finished(request, denial, now)
+            return denial
         if result.status is StepStatus.DENIED:
             assert result.reason is not None
             code = _DENY_CODES[result.reason]

@@ -110,6 +110,11 @@ class ChargingRequest:
     caller_ip: str = ""
     deadline_s: float | None = None
     """How long the session may stay silent before it is reaped (default: from validity)."""
+    repeated: bool = False
+    """The peer says it may have sent this request before (Diameter's T flag, a RADIUS Start
+    with an Acct-Delay-Time): an opening request then also finds a session closed longer
+    ago than ``duplicate_window_s`` (the store's closed marker, a look the usual call is
+    spared: session ids are unique, so only a repeat can name a closed session)."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
 

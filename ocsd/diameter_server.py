@@ -59,6 +59,7 @@ from protocols.diameter.constants import (
     CcSessionFailover,
     CheckBalanceResult,
     CommandCode,
+    CommandFlag,
     CreditControlFailureHandling,
     DisconnectCause,
     FinalUnitAction,
@@ -369,6 +370,7 @@ def charging_request(ccr: CreditControlRequest, peer_address: str) -> ChargingRe
         action=_ACTIONS.get(ccr.requested_action) if ccr.requested_action is not None else None,
         hangup_cause=cause,
         extra=extra,
+        repeated=ccr.message is not None and bool(ccr.message.flags & CommandFlag.RETRANSMITTED),
     )
 
 

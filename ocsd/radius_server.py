@@ -21,9 +21,13 @@ Rules of this adapter:
   reported totals, so a later duplicate of an Interim or Stop (Acct-Delay-Time changed, a new
   authenticator) is recognised by the session and moves no money; so is a Stop replayed hours
   later (the store's closed marker), and a Start delayed by ``charging.duplicate_window_s`` or
-  more (Acct-Delay-Time) opens no session. The Accounting-Response is sent only once the step
-  is stored (RFC 2866 §2); a store failure is answered with silence so that the NAS
-  retransmits.
+  more (Acct-Delay-Time) opens no session. Nor does a Start of a call that closed (come
+  after its Stop within the duplicate window, or later with an Acct-Delay-Time, the mark of a
+  repeat, within ``charging.closed_horizon_s``): it is answered, holds nothing and disconnects
+  nothing; an Access-Request of such a call (the same h323-conf-id) within the duplicate
+  window is rejected as an unknown session. The
+  Accounting-Response is sent only once the step is stored (RFC 2866 §2); a store failure is
+  answered with silence so that the NAS retransmits.
 - Accounting-On/Off ends every open session of that NAS (those of every worker).
 - When a session's money runs out (an interim that cannot hold more) a Disconnect-Request is
   sent to NASes configured with a disconnect port, and the answer is logged and counted.
@@ -788,6 +792,7 @@ class RadiusServer:
             hangup_side=side,
             diversion=view.h323_redirect_number or "",
             caller_ip=view.h323_remote_address or "",
+            repeated=status is AcctStatusType.START and bool(delay),
             extra=_extra(
                 view.user_name,
                 view.session_id,
@@ -818,6 +823,14 @@ class RadiusServer:
                     outcome = await self.service.handle(
                         ChargingRequest(**{**_fields(request), "request_type": RequestType.UPDATE})
                     )
+                if (
+                    opening
+                    and isinstance(outcome, Denial)
+                    and outcome.code is DenialCode.UNKNOWN_SESSION
+                ):
+                    # The call is over (this Start is replayed, or came after its Stop) and
+                    # was charged: nothing was opened, and there is no call to disconnect.
+                    return ok, "closed_session"
             return self._after_hold(outcome, ok, key, client, host, view)
         if status is AcctStatusType.INTERIM_UPDATE:
             return self._after_hold(await self.service.handle(request), ok, key, client, host, view)

@@ -1,12 +1,16 @@
 -- HOLD: open or update a session and set its holds (see balances/engine.py for the rules).
+-- An opening hold with a marker digest first looks for the session's closed marker: a session
+-- the store remembers closed is not opened again.
 -- KEYS: 1 account hash, 2 session hash, 3 the shard's deadline zset, 4 the shard's record
---       stream (its length is read, O(1), by an opening hold only).
+--       stream (its length is read, O(1), by an opening hold only), then (with a marker
+--       digest, last in KEYS: a gate's keys may come between) the marker hashes of the
+--       session's slice, oldest hour first.
 -- ARGV: 1 account id, 2 session id, 3 request number, 4 now ms, 5 day key, 6 month key,
 --       7 new session ('1'/'0'), 8 expected version ('' = none), 9 deadline ms, 10 state,
---       11 context, 12 the stream's bound (0 = none, -1 = the whole queue is full), 13 number
---       of holds, then per hold:
---       key, desired, min, keep; then the number of bundle holds, then per bundle hold: id,
---       period, allowance, desired, keep.
+--       11 context, 12 the stream's bound (0 = none, -1 = the whole queue is full),
+--       13 marker digest ('' = none), 14 number of marker hashes, 15 number of holds, then
+--       per hold: key, desired, min, keep; then the number of bundle holds, then per bundle
+--       hold: id, period, allowance, desired, keep.
 local akey, skey, dlkey, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local rn = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
@@ -20,6 +24,9 @@ local s, exists = load_session(skey, now)
 local ver = -1
 if s then
   if not s.open then
+    if new then
+      return simple('already_closed', '', a, -1)
+    end
     return simple('unknown_session', '', a, -1)
   end
   if s.ver == rn and s.kind == 'hold' then
@@ -34,6 +41,8 @@ if s then
   ver = s.ver
 elseif not new then
   return simple('unknown_session', '', a, -1)
+elseif ARGV[13] ~= '' and find_marker(#KEYS - tonumber(ARGV[14]) + 1, ARGV[13]) then
+  return simple('already_closed', '', a, -1)
 end
 if a.status ~= 'active' then
   return simple('denied', a.status, a, ver)
@@ -60,8 +69,8 @@ end
 local credit = credit_of(a)
 local grants, reasons = {}, {}
 local denied_all = true
-local n = tonumber(ARGV[13])
-local i = 14
+local n = tonumber(ARGV[15])
+local i = 16
 for h = 1, n do
   local key = ARGV[i]
   local desired, least, keep = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])

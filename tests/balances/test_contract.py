@@ -64,6 +64,7 @@ def hold(
     state: bytes = b"",
     context: bytes = b"",
     deadline_ms: int = T0 + 60_000,
+    closed_ttl_ms: int = 0,
 ) -> Step:
     return Step(
         kind=StepKind.HOLD,
@@ -81,6 +82,7 @@ def hold(
         context=context,
         deadline_ms=deadline_ms,
         tombstone_ttl_ms=TTL,
+        closed_ttl_ms=closed_ttl_ms,
     )
 
 
@@ -620,21 +622,35 @@ async def test_unknown_session(store: BalanceStore, step: Step) -> None:
 
 
 @pytest.mark.parametrize(
-    "step",
+    ("step", "status"),
     [
-        pytest.param(hold("s1", 0, Hold("voice", 10), new=True), id="hold-new"),
-        pytest.param(hold("s1", 0, Hold("voice", 10), new=False), id="hold-update"),
-        pytest.param(hold("s1", 1, Hold("voice", 10), new=False), id="hold-same-number"),
-        pytest.param(close("s1", 2, 10), id="close-other-number"),
-        pytest.param(event("s1", 10, request_number=1), id="event-same-number"),
+        pytest.param(
+            hold("s1", 0, Hold("voice", 10), new=True), StepStatus.ALREADY_CLOSED, id="hold-new"
+        ),
+        pytest.param(
+            hold("s1", 0, Hold("voice", 10), new=False),
+            StepStatus.UNKNOWN_SESSION,
+            id="hold-update",
+        ),
+        pytest.param(
+            hold("s1", 1, Hold("voice", 10), new=False),
+            StepStatus.UNKNOWN_SESSION,
+            id="hold-same-number",
+        ),
+        pytest.param(close("s1", 2, 10), StepStatus.UNKNOWN_SESSION, id="close-other-number"),
+        pytest.param(
+            event("s1", 10, request_number=1), StepStatus.UNKNOWN_SESSION, id="event-same-number"
+        ),
     ],
 )
-async def test_other_requests_on_a_tombstone(store: BalanceStore, step: Step) -> None:
+async def test_other_requests_on_a_tombstone(
+    store: BalanceStore, step: Step, status: StepStatus
+) -> None:
     await account(store, balance=1_000)
     await store.step(hold("s1", 0, Hold("voice", 300), new=True))
     await store.step(close("s1", 1, 100))
     result = await store.step(step)
-    assert result.status is StepStatus.UNKNOWN_SESSION
+    assert result.status is status
     assert await balance(store) == (900, 0)
 
 
@@ -1237,12 +1253,101 @@ async def test_markers_are_kept_per_account(store: BalanceStore) -> None:
     assert (result.status, result.balance_micros) == (StepStatus.OK, 900)
 
 
-async def test_only_orphan_stops_read_markers(store: BalanceStore) -> None:
+async def test_steps_without_a_marker_ttl_do_not_read_markers(store: BalanceStore) -> None:
     await _closed_call(store)
     later = T0 + TTL * 10
     reopened = await store.step(hold("s1", 0, Hold("voice", 300), new=True, now_ms=later))
     assert reopened.status is StepStatus.OK
     assert (await store.step(event("e1", 100, now_ms=later))).status is StepStatus.OK
+
+
+async def test_only_orphan_stops_and_opening_holds_read_markers(store: BalanceStore) -> None:
+    await _closed_call(store)
+    later = T0 + TTL * 10
+    plain = event("s1", 100, request_number=7, now_ms=later, closed_ttl_ms=HORIZON)
+    result = await store.step(plain)
+    assert (result.status, result.debited_micros) == (StepStatus.OK, 100)
+    assert await balance(store) == (650, 0)
+
+
+# -- closed markers: late repeats of an opening request ----------------------------------
+
+
+def reopen(request_number: int = 0, later: int = TTL * 10, account_id: str = "acct") -> Step:
+    """The opening hold of ``s1`` again, ``later`` ms after ``_closed_call`` closed it."""
+    return hold(
+        "s1",
+        request_number,
+        Hold("voice", 300),
+        account_id=account_id,
+        new=True,
+        now_ms=T0 + 1_000 + later,
+        deadline_ms=T0 + 1_000 + later + 60_000,
+        closed_ttl_ms=HORIZON,
+    )
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        pytest.param(TTL // 2, id="within-the-tombstone"),
+        pytest.param(TTL, id="as-the-tombstone-expires"),
+        pytest.param(TTL + 100_000, id="after-the-tombstone"),
+        pytest.param(HORIZON - 2_000, id="at-the-horizon"),
+    ],
+)
+@pytest.mark.parametrize("request_number", [pytest.param(0, id="rn-0"), pytest.param(7, id="rn-7")])
+async def test_a_late_repeat_of_an_opening_hold_opens_nothing(
+    store: BalanceStore, later: int, request_number: int
+) -> None:
+    await _closed_call(store)
+    again = await store.step(reopen(request_number, later))
+    assert (again.status, again.reason, again.holds) == (StepStatus.ALREADY_CLOSED, None, ())
+    assert (again.balance_micros, again.available_micros) == (750, 750)
+    assert await balance(store) == (750, 0)
+    state = await store.get_account("acct")
+    assert state is not None and state.sessions == 0
+    assert await store.get_session("acct", "s1") is None
+    assert await store.find_session_account("s1") is None
+    assert await store.expired_sessions(T0 + 1_000 + later + HOUR, 10) == []
+    assert await store.queue_depth() == 2  # the opening credit and the call
+
+
+async def test_after_the_horizon_an_opening_hold_opens_again(store: BalanceStore) -> None:
+    await _closed_call(store)
+    # Markers answer for at least the horizon; a backend may keep them up to an hour longer.
+    late = await store.step(reopen(later=HORIZON + HOUR))
+    assert (late.status, late.holds) == (StepStatus.OK, (300,))
+    assert await balance(store) == (750, 300)
+    assert await store.get_session("acct", "s1") is not None
+
+
+async def test_an_orphan_stops_marker_keeps_its_session_from_opening(
+    store: BalanceStore,
+) -> None:
+    await account(store, balance=1_000)
+    assert (await store.step(orphan("s1", 3, 200, now_ms=T0))).status is StepStatus.OK
+    # The start of that call, delayed beyond the tombstone (a NAS buffer)
+    late = await store.step(reopen(later=TTL * 3))
+    assert late.status is StepStatus.ALREADY_CLOSED
+    assert await balance(store) == (800, 0)
+
+
+async def test_an_opening_hold_reads_only_its_accounts_marker(store: BalanceStore) -> None:
+    await _closed_call(store)
+    await account(store, "other", balance=1_000)
+    result = await store.step(reopen(account_id="other"))
+    assert (result.status, result.holds) == (StepStatus.OK, (300,))
+    assert await balance(store, "other") == (1_000, 300)
+
+
+async def test_a_session_remembered_closed_comes_before_the_accounts_status(
+    store: BalanceStore,
+) -> None:
+    await _closed_call(store)
+    await store.put_account(AccountLimits("acct", status=AccountStatus.SUSPENDED, max_sessions=0))
+    result = await store.step(reopen())
+    assert (result.status, result.reason) == (StepStatus.ALREADY_CLOSED, None)
 
 
 async def test_a_step_without_a_marker_ttl_leaves_none(store: BalanceStore) -> None:

@@ -17,7 +17,7 @@ from balances.model import AccountLimits, DenyReason, Hold, LedgerKind, StepGate
 from balances.redis_store import LuaGate, RedisBalanceStore
 from balances.settings import RedisStoreSettings
 from tests.balances.backends import delete_redis_keys
-from tests.balances.test_contract import T0, close, hold
+from tests.balances.test_contract import HORIZON, T0, TTL, close, hold
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +114,27 @@ async def test_the_gate_runs_before_the_holds_own_checks(store: RedisBalanceStor
     )
     denied = await store.step(poor)
     assert denied.status is StepStatus.DENIED and list(denied.gate) == [0, 3]
+
+
+async def test_a_gated_opening_hold_reads_the_closed_marker_behind_the_gates_keys(
+    store: RedisBalanceStore,
+) -> None:
+    opening = dataclasses.replace(
+        hold("s1", 0, Hold("v", 400), new=True), closed_ttl_ms=HORIZON, gate=gate(store, 10)
+    )
+    assert (await store.step(opening)).status is StepStatus.OK
+    closed = await store.step(close("s1", 1, 100, expected=0, closed_ttl_ms=HORIZON))
+    assert closed.status is StepStatus.OK
+    later = T0 + 10 * TTL
+    trips = store.round_trips
+    again = await store.step(dataclasses.replace(opening, now_ms=later, deadline_ms=later + 60_000))
+    assert store.round_trips - trips == 1
+    assert again.status is StepStatus.ALREADY_CLOSED and list(again.gate) == [0, 2]
+    state = await store.get_account("acct")
+    assert state is not None
+    assert (state.balance_micros, state.held_micros, state.sessions) == (999_900, 0, 0)
+    fresh = dataclasses.replace(opening, session_id="s2", now_ms=later, deadline_ms=later + 1)
+    assert (await store.step(fresh)).status is StepStatus.OK
 
 
 async def test_gate_keys_must_share_the_accounts_slot(store: RedisBalanceStore) -> None:

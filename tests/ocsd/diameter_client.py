@@ -95,8 +95,10 @@ class Client:
             self._pump()
             self.closed.set()
 
-    async def send(self, message: Message, wait_s: float = 5.0) -> Message:
-        sent = self.peer.send_request(message, self._now())
+    async def send(
+        self, message: Message, wait_s: float = 5.0, *, keep_end_to_end_id: bool = False
+    ) -> Message:
+        sent = self.peer.send_request(message, self._now(), keep_end_to_end_id=keep_end_to_end_id)
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self.answers[sent.hop_by_hop_id] = future
         self._pump()

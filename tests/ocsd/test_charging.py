@@ -6,6 +6,7 @@ Hand-computed values use the rates of ``tests/ocsd/world.py``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -501,6 +502,86 @@ async def test_a_late_stop_of_a_reaped_session_moves_no_money(world: World, late
     assert await world.balance("alice") == 990_000
     [(cdr, _)] = await world.cdrs()
     assert cdr.kind is CdrKind.REAPED
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        pytest.param(60, id="within-the-window"),
+        pytest.param(WINDOW_S + 100, id="after-the-window"),
+        pytest.param(HORIZON_S - 60, id="at-the-horizon"),
+    ],
+)
+async def test_an_initial_request_repeated_after_its_call_closed_opens_nothing(
+    world: World, later: int
+) -> None:
+    await world.topup("alice", 1_000_000)
+    start = req(RequestType.INITIAL, 0)
+    assert granted(await world.service.handle(start)) == 600
+    world.clock.advance(61)
+    stop = await world.service.handle(req(RequestType.TERMINATE, 1, used=61))
+    assert isinstance(stop, Grant) and stop.debited_micros == 20_000
+    # The CCR-I again, retransmitted (T flag) after a failover, to the worker that had the
+    # call and to another one.
+    world.clock.advance(later)
+    await world.other_call_ends()
+    start = replace(start, repeated=True)
+    for service in (world.service, world.new_service()):
+        with capture_logs() as logs:
+            again = await service.handle(start)
+        assert isinstance(again, Denial), again
+        assert (again.code, again.message, again.account_id, again.duplicate) == (
+            DenialCode.UNKNOWN_SESSION,
+            "session already closed",
+            "alice",
+            False,
+        )
+        closed = [e for e in logs if e.get("reason") == "session_closed"]
+        assert [(e["event"], e["log_level"], e["session_id"]) for e in closed] == [
+            ("denied", "debug", "s1")
+        ]
+        # Repeats of the repeat are answered from the worker's memory.
+        repeat = await service.handle(start)
+        assert isinstance(repeat, Denial) and repeat.duplicate
+        assert (repeat.code, repeat.message) == (again.code, again.message)
+        assert not service.has_session("s1")
+    state = await world.store.get_account("alice")
+    assert state is not None
+    assert (state.balance_micros, state.held_micros, state.sessions) == (980_000, 0, 0)
+    # Nothing was opened for the reaper to end with a second CDR.
+    world.clock.advance(4 * 3_600)
+    assert await world.service.reap() == 0
+    assert await world.balance("alice") == 980_000
+    assert [cdr.session_id for cdr in await world.cdrs_of("alice")] == ["s1"]
+
+
+async def test_after_the_horizon_an_initial_request_opens_its_session_again(
+    world: World,
+) -> None:
+    await world.topup("alice", 1_000_000)
+    start = req(RequestType.INITIAL, 0)
+    await world.service.handle(start)
+    world.clock.advance(61)
+    await world.service.handle(req(RequestType.TERMINATE, 1, used=61))
+    # The store forgets a closed session after the horizon (the Redis store up to an hour
+    # later): the same session id is then a new call.
+    world.clock.advance(HORIZON_S + 3_600 + 1)
+    assert granted(await world.new_service().handle(start)) == 600
+
+
+async def test_a_session_id_closed_before_the_window_is_a_new_call_unless_repeated(
+    world: World,
+) -> None:
+    # Session ids are unique (RFC 6733 §8.8): past the duplicate window only a request the
+    # peer marks as a repeat is looked up among closed sessions.
+    await world.topup("alice", 1_000_000)
+    start = req(RequestType.INITIAL, 0)
+    await world.service.handle(start)
+    world.clock.advance(61)
+    await world.service.handle(req(RequestType.TERMINATE, 1, used=61))
+    world.clock.advance(WINDOW_S + 1)
+    await world.other_call_ends()
+    assert granted(await world.new_service().handle(start)) == 600
 
 
 def test_the_horizon_is_at_least_the_duplicate_window() -> None:

@@ -21,10 +21,12 @@ from protocols.diameter.constants import (
     AvpCode,
     CcRequestType,
     CheckBalanceResult,
+    CommandFlag,
     FinalUnitAction,
     RequestedAction,
     ResultCode,
 )
+from protocols.diameter.gy import decode_cca, encode_ccr
 from protocols.diameter.message import Message, decode_message, encode_message
 from tests.ocsd.diameter_client import CLIENT_HOST, Client, ccr, connect
 from tests.ocsd.world import World, world_fixture
@@ -179,6 +181,37 @@ async def test_a_ccr_t_replayed_after_the_duplicate_window_moves_no_money(
     assert again.cost_information == stop.cost_information
     assert await world.balance("alice") == 980_000
     assert len(await world.cdrs_of("alice")) == 1
+
+
+async def test_a_ccr_i_retransmitted_after_the_call_closed_opens_nothing(
+    world: World, server: DiameterServer, client: Client
+) -> None:
+    await world.topup("alice", 1_000_000)
+    opening = encode_ccr(ccr(INI, 0))
+    answer = await client.send(opening)
+    first = decode_cca(answer)
+    assert first.result_code == ResultCode.DIAMETER_SUCCESS
+    _, stop = await client.ccr(ccr(TRM, 1, used=61))
+    assert stop.result_code == ResultCode.DIAMETER_SUCCESS
+    # The CCR-I again, with the T flag and its End-to-End Identifier (RFC 6733 §5.5.4), after
+    # the duplicate window: a client that failed over and back, a replaying proxy.
+    world.clock.advance(world.service.settings.duplicate_window_s + 3_600)
+    await world.other_call_ends()
+    again = opening.replace(
+        flags=opening.flags | CommandFlag.RETRANSMITTED, end_to_end_id=answer.end_to_end_id
+    )
+    late = decode_cca(await client.send(again, keep_end_to_end_id=True))
+    assert late.result_code == ResultCode.DIAMETER_UNKNOWN_SESSION_ID
+    assert late.error_message == "session already closed"
+    assert not late.mscc
+    state = await world.store.get_account("alice")
+    assert state is not None
+    assert (state.balance_micros, state.held_micros, state.sessions) == (980_000, 0, 0)
+    assert len(await world.cdrs_of("alice")) == 1
+    denials = server.metrics.registry.get_sample_value(
+        "ocsd_denials_total", {"protocol": "diameter", "reason": "unknown_session"}
+    )
+    assert denials == 1
 
 
 async def test_a_ccr_t_after_the_reaper_is_told_the_session_is_closed(

@@ -18,8 +18,14 @@ from balances.settings import DEFAULT_MAX_RECORD_QUEUE
 from cdr_writer.record import CdrKind
 from ocsd.metrics import Metrics
 from ocsd.radius_server import RadiusClientSettings, RadiusServer, RadiusSettings
-from protocols.radius.attribute import integer_attribute, string_attribute
+from protocols.radius.attribute import (
+    Attribute,
+    h323_attribute,
+    integer_attribute,
+    string_attribute,
+)
 from protocols.radius.packet import Code, decode_packet, encode_request
+from tests.ocsd.live_daemon import FakeNas
 from tests.ocsd.world import World, world_fixture
 
 SECRET = "s3cret-for-tests"
@@ -499,6 +505,95 @@ def _accounting(status: int, session: str) -> bytes:
         ],
         SECRET.encode(),
     )
+
+
+def _call_packet(code: Code, identifier: int, conf_id: str, *extra: Attribute) -> bytes:
+    """A request of one call of alice's to London, keyed by its h323-conf-id."""
+    attributes = [
+        string_attribute(1, "alice"),
+        string_attribute(30, "442071234567"),
+        h323_attribute("h323-conf-id", conf_id),
+        *extra,
+    ]
+    return encode_request(code, identifier, attributes, SECRET.encode())
+
+
+@pytest.fixture
+async def nas_server(world: World) -> AsyncIterator[tuple[RadiusServer, FakeNas]]:
+    """A server whose NAS takes Disconnect-Requests (a test can see none was sent)."""
+    nas = await FakeNas(secret=SECRET.encode()).open()
+    settings = RadiusSettings(
+        listen="127.0.0.1",
+        auth_port=free_udp_port(),
+        acct_port=free_udp_port(),
+        clients=(
+            RadiusClientSettings(
+                "127.0.0.1/32",
+                SECRET,
+                "nas-1",
+                require_message_authenticator=False,
+                disconnect_port=nas.port,
+            ),
+        ),
+    )
+    server = RadiusServer(settings, world.service, Metrics(), clock=world.clock)
+    await server.start()
+    try:
+        yield server, nas
+    finally:
+        server.stop_listening()
+        await server.drain(2)
+        await server.close()
+        nas.close()
+
+
+async def _closed_call(world: World, server: RadiusServer, conf_id: str) -> None:
+    """Authorize, start and stop a 61 s call (0.02), then let the duplicate window pass."""
+    await world.topup("alice", 1_000_000)
+    accept = await _send_raw(server, "auth", _call_packet(Code.ACCESS_REQUEST, 1, conf_id))
+    assert accept is not None and decode_packet(accept).code is Code.ACCESS_ACCEPT
+    start = _call_packet(Code.ACCOUNTING_REQUEST, 2, conf_id, integer_attribute(40, 1))
+    stop = _call_packet(
+        Code.ACCOUNTING_REQUEST, 3, conf_id, integer_attribute(40, 2), integer_attribute(46, 61)
+    )
+    for packet in (start, stop):
+        reply = await _send_raw(server, "acct", packet)
+        assert reply is not None and decode_packet(reply).code is Code.ACCOUNTING_RESPONSE
+    assert await world.balance("alice") == 980_000
+    world.clock.advance(world.service.settings.duplicate_window_s + 3_600)
+    await world.other_call_ends()
+
+
+async def _nothing_held_and_one_cdr(world: World) -> None:
+    state = await world.store.get_account("alice")
+    assert state is not None
+    assert (state.balance_micros, state.held_micros, state.sessions) == (980_000, 0, 0)
+    world.clock.advance(4 * 3_600)
+    assert await world.service.reap() == 0
+    assert len(await world.cdrs_of("alice")) == 1
+
+
+async def test_a_start_replayed_after_its_call_closed_opens_nothing(
+    world: World, nas_server: tuple[RadiusServer, FakeNas]
+) -> None:
+    server, nas = nas_server
+    await _closed_call(world, server, "h323-conf-id=AB 01")
+    # The Start again, as a proxy replays it from its detail file (the NAS had retransmitted
+    # it once: Acct-Delay-Time 3 s): answered, since the record is stored; nothing moves.
+    start = _call_packet(
+        Code.ACCOUNTING_REQUEST,
+        4,
+        "h323-conf-id=AB 01",
+        integer_attribute(40, 1),
+        integer_attribute(41, 3),
+    )
+    reply = await _send_raw(server, "acct", start)
+    assert reply is not None and decode_packet(reply).code is Code.ACCOUNTING_RESPONSE
+    result = {"protocol": "radius", "command": "accounting", "result": "closed_session"}
+    assert metric(server, "ocsd_requests_total", **result) == 1
+    assert metric(server, "ocsd_denials_total", protocol="radius", reason="unknown_session") == 0
+    await _nothing_held_and_one_cdr(world)
+    assert not nas.requests, "no call is left to disconnect"
 
 
 @pytest.mark.parametrize(
