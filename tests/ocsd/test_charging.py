@@ -555,31 +555,26 @@ async def test_an_initial_request_repeated_after_its_call_closed_opens_nothing(
     assert [cdr.session_id for cdr in await world.cdrs_of("alice")] == ["s1"]
 
 
-async def test_after_the_horizon_an_initial_request_opens_its_session_again(
-    world: World,
+@pytest.mark.parametrize(
+    ("repeated", "later"),
+    [
+        # The store forgets a closed session after the horizon (the Redis store up to an
+        # hour later): even a repeat then opens it as a new call.
+        pytest.param(True, HORIZON_S + 3_600 + 1, id="a-repeat-after-the-horizon"),
+        # Session ids are unique (RFC 6733 §8.8): past the duplicate window only a request
+        # the peer marks as a repeat is looked up among closed sessions.
+        pytest.param(False, WINDOW_S + 1, id="unmarked-after-the-window"),
+    ],
+)
+async def test_an_initial_request_on_a_closed_session_id_opens_it_again(
+    world: World, repeated: bool, later: int
 ) -> None:
     await world.topup("alice", 1_000_000)
-    start = req(RequestType.INITIAL, 0)
+    start = replace(req(RequestType.INITIAL, 0), repeated=repeated)
     await world.service.handle(start)
     world.clock.advance(61)
     await world.service.handle(req(RequestType.TERMINATE, 1, used=61))
-    # The store forgets a closed session after the horizon (the Redis store up to an hour
-    # later): the same session id is then a new call.
-    world.clock.advance(HORIZON_S + 3_600 + 1)
-    assert granted(await world.new_service().handle(start)) == 600
-
-
-async def test_a_session_id_closed_before_the_window_is_a_new_call_unless_repeated(
-    world: World,
-) -> None:
-    # Session ids are unique (RFC 6733 §8.8): past the duplicate window only a request the
-    # peer marks as a repeat is looked up among closed sessions.
-    await world.topup("alice", 1_000_000)
-    start = req(RequestType.INITIAL, 0)
-    await world.service.handle(start)
-    world.clock.advance(61)
-    await world.service.handle(req(RequestType.TERMINATE, 1, used=61))
-    world.clock.advance(WINDOW_S + 1)
+    world.clock.advance(later)
     await world.other_call_ends()
     assert granted(await world.new_service().handle(start)) == 600
 

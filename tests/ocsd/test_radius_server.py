@@ -388,9 +388,9 @@ async def test_accounting_on_ends_the_sessions_another_worker_opened(
     assert not await world.service.store.open_sessions(10)
 
 
-async def test_a_call_whose_money_runs_out_is_disconnected(world: World) -> None:
-    from tests.ocsd.live_daemon import FakeNas
-
+@pytest.fixture
+async def nas_server(world: World) -> AsyncIterator[tuple[RadiusServer, FakeNas]]:
+    """A server whose NAS takes Disconnect-Requests (a test can see none was sent)."""
     nas = await FakeNas(secret=SECRET.encode()).open()
     settings = RadiusSettings(
         listen="127.0.0.1",
@@ -409,39 +409,44 @@ async def test_a_call_whose_money_runs_out_is_disconnected(world: World) -> None
     server = RadiusServer(settings, world.service, Metrics(), clock=world.clock)
     await server.start()
     try:
-        # 0.025 pays for two minutes at 0.010/min (60/60).
-        await world.topup("alice", 25_000)
-        call = (
-            'User-Name = "alice", Called-Station-Id = "442071234567", '
-            'h323-conf-id = "h323-conf-id=5 6 7 8", Acct-Session-Id = "money-1"'
-        )
-        _, out = await radclient(server, "auth", call)
-        assert "Session-Timeout = 120" in out
-        _, out = await radclient(server, "acct", call + ", Acct-Status-Type = Start")
-        assert "Accounting-Response" in out
-        assert not nas.requests
-        # The switch did not cut the call at Session-Timeout: its next interim finds the
-        # money gone, and the NAS is asked to end the call.
-        world.clock.advance(130)
-        _, out = await radclient(
-            server, "acct", call + ", Acct-Status-Type = Interim-Update, Acct-Session-Time = 130"
-        )
-        assert "Accounting-Response" in out
-        for _ in range(50):
-            if nas.requests:
-                break
-            await asyncio.sleep(0.05)
-        [request] = nas.requests
-        assert nas.values(request, "Acct-Session-Id") == ["money-1"]
-        assert nas.values(request, "User-Name") == ["alice"]
-        assert (
-            metric(server, "ocsd_denials_total", protocol="radius", reason="credit_exhausted") == 1
-        )
+        yield server, nas
     finally:
         server.stop_listening()
         await server.drain(2)
         await server.close()
         nas.close()
+
+
+async def test_a_call_whose_money_runs_out_is_disconnected(
+    world: World, nas_server: tuple[RadiusServer, FakeNas]
+) -> None:
+    server, nas = nas_server
+    # 0.025 pays for two minutes at 0.010/min (60/60).
+    await world.topup("alice", 25_000)
+    call = (
+        'User-Name = "alice", Called-Station-Id = "442071234567", '
+        'h323-conf-id = "h323-conf-id=5 6 7 8", Acct-Session-Id = "money-1"'
+    )
+    _, out = await radclient(server, "auth", call)
+    assert "Session-Timeout = 120" in out
+    _, out = await radclient(server, "acct", call + ", Acct-Status-Type = Start")
+    assert "Accounting-Response" in out
+    assert not nas.requests
+    # The switch did not cut the call at Session-Timeout: its next interim finds the
+    # money gone, and the NAS is asked to end the call.
+    world.clock.advance(130)
+    _, out = await radclient(
+        server, "acct", call + ", Acct-Status-Type = Interim-Update, Acct-Session-Time = 130"
+    )
+    assert "Accounting-Response" in out
+    for _ in range(50):
+        if nas.requests:
+            break
+        await asyncio.sleep(0.05)
+    [request] = nas.requests
+    assert nas.values(request, "Acct-Session-Id") == ["money-1"]
+    assert nas.values(request, "User-Name") == ["alice"]
+    assert metric(server, "ocsd_denials_total", protocol="radius", reason="credit_exhausted") == 1
 
 
 async def test_wrong_secret_and_unknown_client_are_dropped(
@@ -516,35 +521,6 @@ def _call_packet(code: Code, identifier: int, conf_id: str, *extra: Attribute) -
         *extra,
     ]
     return encode_request(code, identifier, attributes, SECRET.encode())
-
-
-@pytest.fixture
-async def nas_server(world: World) -> AsyncIterator[tuple[RadiusServer, FakeNas]]:
-    """A server whose NAS takes Disconnect-Requests (a test can see none was sent)."""
-    nas = await FakeNas(secret=SECRET.encode()).open()
-    settings = RadiusSettings(
-        listen="127.0.0.1",
-        auth_port=free_udp_port(),
-        acct_port=free_udp_port(),
-        clients=(
-            RadiusClientSettings(
-                "127.0.0.1/32",
-                SECRET,
-                "nas-1",
-                require_message_authenticator=False,
-                disconnect_port=nas.port,
-            ),
-        ),
-    )
-    server = RadiusServer(settings, world.service, Metrics(), clock=world.clock)
-    await server.start()
-    try:
-        yield server, nas
-    finally:
-        server.stop_listening()
-        await server.drain(2)
-        await server.close()
-        nas.close()
 
 
 async def _closed_call(world: World, server: RadiusServer, conf_id: str) -> None:
