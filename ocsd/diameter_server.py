@@ -580,6 +580,8 @@ class _Connection(asyncio.Protocol):
         self.address = ""
         self.in_flight = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        """When ``_timer`` fires (loop time)."""
         self._waiting: dict[int, asyncio.Future[Message]] = {}
         self._flush_scheduled = False
         self.closed = asyncio.Event()
@@ -638,13 +640,28 @@ class _Connection(asyncio.Protocol):
             self.transport.write(data)
 
     def _arm_timer(self) -> None:
-        assert self.peer is not None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        when = self.peer.get_timer()
-        if when is not None and not self.peer.is_closed:
-            self._timer = self.server.loop.call_at(when, self._on_timer)
+        """Have ``_on_timer`` called by the peer's next deadline.
+
+        Every message moves the watchdog deadline later, so an armed timer that fires no
+        later than the new deadline is kept: it may fire early, and ``handle_timer`` then
+        acts on nothing that is not due and the timer is armed again. Replacing it at every
+        request cost a cancelled handle and a new one, twice per request.
+        """
+        peer = self.peer
+        assert peer is not None
+        when = peer.get_timer()
+        timer = self._timer
+        if when is None or peer.is_closed:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            return
+        if timer is not None:
+            if self._timer_at <= when:
+                return
+            timer.cancel()
+        self._timer_at = when
+        self._timer = self.server.loop.call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
