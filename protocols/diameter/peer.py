@@ -485,18 +485,17 @@ class Peer:
 
     def get_timer(self) -> float | None:
         """Return when handle_timer() must next be called, or None."""
-        deadlines = [
-            deadline
-            for deadline in (
-                self._capabilities_deadline,
-                self._dpa_deadline,
-                self._stall_deadline(),
-                self._watchdog_deadline(),
-                self._first_request_deadline(),
-            )
-            if deadline is not None
-        ]
-        return min(deadlines) if deadlines else None
+        # Asked after every message a server handles: no list, no min() over a generator.
+        soonest = self._watchdog_deadline()
+        for deadline in (
+            self._capabilities_deadline,
+            self._dpa_deadline,
+            self._stall_deadline(),
+            self._first_request_deadline(),
+        ):
+            if deadline is not None and (soonest is None or deadline < soonest):
+                soonest = deadline
+        return soonest
 
     def _stall_deadline(self) -> float | None:
         if self._partial_since is None:
