@@ -302,17 +302,22 @@ def outcome(router: Router | ReferenceRouter, request: RouteRequest) -> RouteDec
         return f"{type(exc).__name__}: {exc}"
 
 
+def assert_same_decisions(world: tuple[Router, ReferenceRouter, list[RouteRequest]]) -> None:
+    """Each request decided by both routers, the fast one twice: the second decision is
+    served from what it keeps (typical-call costs, the candidates kept per prefix)."""
+    fast, reference, requests = world
+    for request in requests:
+        expected = outcome(reference, request)
+        assert outcome(fast, request) == expected
+        assert outcome(fast, request) == expected
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
 def test_router_decides_as_the_reference(
     world: tuple[Router, ReferenceRouter, list[RouteRequest]],
 ) -> None:
-    fast, reference, requests = world
-    for request in requests:
-        expected = outcome(reference, request)
-        assert outcome(fast, request) == expected
-        # Twice: the second decision is served from the cost cache.
-        assert outcome(fast, request) == expected
+    assert_same_decisions(world)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -320,9 +325,4 @@ def test_router_decides_as_the_reference(
 def test_router_decides_as_the_reference_on_open_ended_decks(
     world: tuple[Router, ReferenceRouter, list[RouteRequest]],
 ) -> None:
-    fast, reference, requests = world
-    for request in requests:
-        expected = outcome(reference, request)
-        assert outcome(fast, request) == expected
-        # Twice: the second decision is served from the candidates kept per prefix.
-        assert outcome(fast, request) == expected
+    assert_same_decisions(world)
